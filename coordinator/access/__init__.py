@@ -1,0 +1,1 @@
+"""Who may do what with a case: roles, relations and the permission table (pure)."""

@@ -1,0 +1,1 @@
+"""The Case aggregate and its use cases."""

@@ -1,0 +1,105 @@
+"""Commands (inputs to use cases) and read models (their outputs). Frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from coordinator.cases.model import Actor, Case, CaseEvent, Member
+from coordinator.workflows.deadlines import DeadlineStatus
+from coordinator.workflows.engine import ActionCheck
+from coordinator.workflows.facts import Profile
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    pilot: str
+    referrer: str
+    profile: Profile
+    actor: Actor
+    case_id: UUID | None = None
+    workflow_version: int | None = None      # None: the pilot's latest definition
+    subject_id: str | None = None            # the person's pseudonymous user id, if known
+    team: tuple[Actor, ...] = ()             # members besides the referring actor
+
+
+@dataclass(frozen=True)
+class FireTrigger:
+    case_id: UUID
+    trigger: str
+    actor: Actor
+    args: Mapping[str, Any] = field(default_factory=dict)
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class GrantConsent:
+    case_id: UUID
+    actor: Actor
+    purposes: frozenset[str]
+    categories: frozenset[str]
+    parties: frozenset[str]
+    method: str
+    form_version: str
+    valid_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    case_id: UUID
+    actor: Actor
+    purposes: frozenset[str]
+    categories: frozenset[str]
+    parties: frozenset[str]
+    method: str
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    id: UUID
+    pilot: str
+    workflow_version: int
+    state: str
+    version: int
+    referrer: str
+    referred_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, case: Case) -> CaseSummary:
+        return cls(case.id, case.pilot, case.workflow_version, case.state, case.version,
+                   case.referrer, case.referred_at, case.updated_at, case.closed_at)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    summary: CaseSummary
+    actions: tuple[ActionCheck, ...]
+    deadlines: tuple[DeadlineStatus, ...]
+    history: tuple[CaseEvent, ...]
+    record: Mapping[str, Any]
+    team: tuple[Member, ...] = ()
+    content: bool = True        # False: record, actions, team and event arguments withheld
+
+
+@dataclass(frozen=True)
+class MigrationItem:
+    case_id: UUID
+    from_state: str
+    to_state: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    pilot: str
+    from_version: int
+    to_version: int
+    dry_run: bool
+    movable: tuple[MigrationItem, ...]
+    blocked: tuple[MigrationItem, ...]
+    moved: int = 0

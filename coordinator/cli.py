@@ -1,0 +1,471 @@
+"""The ``coordinator`` command line: the only importer of typer and rich.
+
+Every command builds what it needs from ``Settings`` (``COORDINATOR_DATABASE_URL``,
+``COORDINATOR_DATA_DIR``; default SQLite in ``var/coordinator.db``) and calls the same
+``Coordinator`` facade as the HTTP API. Any error, bad argument or unreachable database
+prints one line, ``Feil: ...``, on stderr and exits non-zero; never a traceback (set
+``COORDINATOR_DEBUG=1`` to get one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from coordinator.bootstrap import build
+from coordinator.cases.commands import CaseView, MigrationReport
+from coordinator.config import Settings
+from coordinator.errors import (
+    CaseNotFound,
+    ConcurrentUpdate,
+    CoordinatorError,
+    InvalidDefinition,
+    InvalidInput,
+    MigrationBlocked,
+    UnknownWorkflow,
+)
+from coordinator.persistence import migrate
+from coordinator.persistence.database import make_engine
+from coordinator.service import Coordinator
+from coordinator.workflows import diagrams
+from coordinator.workflows.deadlines import OSLO
+from coordinator.workflows.definition import State
+from coordinator.workflows.registry import WorkflowRegistry
+
+USAGE_ERROR = 2
+_DB_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "sqlite3"})
+
+
+class CliError(Exception):
+    """A bad argument found by the CLI itself; ``message`` is user-facing (bokmål)."""
+
+    def __init__(self, message: str, exit_code: int = USAGE_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+# -- errors: one line on stderr ---------------------------------------------------------
+def _norwegian(exc: CoordinatorError) -> str:
+    d = exc.details
+    if isinstance(exc, CaseNotFound):
+        return f"fant ingen sak med id {d.get('case_id')}"
+    if isinstance(exc, UnknownWorkflow):
+        if "version" in d:
+            return f"fant ingen arbeidsflyt «{d.get('key')}» versjon {d.get('version')}"
+        return f"fant ingen pilot med navn «{d.get('key')}» (se `coordinator pilots list`)"
+    if isinstance(exc, MigrationBlocked):
+        return (f"{d.get('pilot')} v{d.get('version')} beskriver ingen migrering fra en "
+                f"eldre versjon")
+    if isinstance(exc, ConcurrentUpdate):
+        return "saken ble endret av noen andre samtidig; prøv igjen"
+    if isinstance(exc, InvalidInput):
+        return f"ugyldig inndata: {exc.message}"
+    if isinstance(exc, InvalidDefinition):
+        return f"ugyldig arbeidsflytdefinisjon: {exc.message}"
+    return exc.message
+
+
+def _database_problem(exc: BaseException) -> str | None:
+    """One line for an error raised by the database stack, or None if it is not one."""
+    if not {c.__module__.split(".")[0] for c in type(exc).__mro__} & _DB_MODULES:
+        return None
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"databasen er ikke satt opp ({first}); kjør `coordinator db upgrade` først"
+    if "OperationalError" in {c.__name__ for c in type(exc).__mro__}:
+        return f"databasen svarer ikke: {first}"
+    return f"databasefeil: {first}"
+
+
+def _describe(exc: Exception) -> tuple[str, int]:
+    """The user-facing line and exit code for ``exc``."""
+    if isinstance(exc, CliError):
+        return exc.message, exc.exit_code
+    if isinstance(exc, CoordinatorError):
+        return _norwegian(exc), 1
+    usage = getattr(exc, "format_message", None)
+    if callable(usage) and hasattr(exc, "exit_code"):        # click's usage errors
+        return f"{usage()} (se --help)", USAGE_ERROR
+    if (db := _database_problem(exc)) is not None:
+        return db, 1
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "coordinator.demo":
+        return "demodata finnes ikke i denne versjonen (coordinator.demo mangler)", 1
+    return f"uventet feil ({type(exc).__name__}): {exc}", 1
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    line = " ".join(message.split())
+    typer.echo(f"Feil: {line}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if exc.__class__.__name__ == "NoArgsIsHelpError":
+            raise typer.Exit(0) from None       # typer has already printed the help
+        if os.environ.get("COORDINATOR_DEBUG"):
+            raise
+        _fail(*_describe(exc))
+
+
+class _Root(TyperGroup):
+    """Runs every subcommand (and its argument parsing) under ``_one_line_errors``."""
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(
+    name="coordinator", cls=_Root, pretty_exceptions_enable=False, no_args_is_help=True,
+    add_completion=False,
+    help="Samtykkestyrt saksoppfølging mellom Nav og helse for pilotene i «arbeid og helse».",
+)
+db_app = typer.Typer(help="Databasen: migreringer.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demodata.", no_args_is_help=True)
+pilots_app = typer.Typer(help="Pilotene og deres arbeidsflyter.", no_args_is_help=True)
+workflow_app = typer.Typer(help="Arbeidsflytdefinisjoner.", no_args_is_help=True)
+case_app = typer.Typer(help="Én sak.", no_args_is_help=True)
+cases_app = typer.Typer(help="Mange saker: liste og migrering.", no_args_is_help=True)
+for _sub, _name in ((db_app, "db"), (demo_app, "demo"), (pilots_app, "pilots"),
+                    (workflow_app, "workflow"), (case_app, "case"), (cases_app, "cases")):
+    app.add_typer(_sub, name=_name)
+
+
+def main() -> None:
+    """Console-script entry point (``coordinator``)."""
+    try:
+        with _one_line_errors():        # here for errors outside any subcommand (root options)
+            result = app(prog_name="coordinator", standalone_mode=False)
+    except (typer.Exit, typer.Abort) as exc:
+        result = getattr(exc, "exit_code", 1)
+    raise SystemExit(result if isinstance(result, int) else 0)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+@contextmanager
+def _database() -> Iterator[tuple[str, Any]]:
+    """The configured database URL and an engine on it, closed afterwards."""
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.pool_size)
+    try:
+        yield settings.resolved_database_url, engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _coordinator() -> Iterator[Coordinator]:
+    with _database() as (_, engine):
+        yield build(Settings(), engine=engine)
+
+
+def _uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise CliError(f"«{value}» er ikke en gyldig {what}") from None
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(OSLO).strftime("%Y-%m-%d %H:%M") if moment else "–"
+
+
+def _table(title: str | None, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _row(table: Table, *cells: object) -> None:
+    table.add_row(*(Text("–" if c is None else str(c)) for c in cells))
+
+
+def _mask(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# -- db -----------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Kjør databasemigreringene fram til nyeste revisjon."""
+    with _database() as (url, engine):
+        migrate.upgrade(engine)
+        revision = migrate.current(engine)
+    typer.echo(f"Databasen {_mask(url)} er på revisjon {revision}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Vis databasens revisjon og om den er den nyeste."""
+    with _database() as (url, engine):
+        revision = migrate.current(engine)
+    head = migrate.head()
+    if revision is None:
+        typer.echo(f"Databasen {_mask(url)} har ingen revisjon; kjør `coordinator db upgrade`.")
+    elif revision == head:
+        typer.echo(f"{revision} (nyeste)")
+    else:
+        typer.echo(f"{revision} (nyeste er {head}; kjør `coordinator db upgrade`)")
+
+
+# -- demo ---------------------------------------------------------------------------------
+@demo_app.command("load")
+def demo_load(
+    if_empty: Annotated[bool, typer.Option("--if-empty",
+                                           help="Gjør ingenting hvis det finnes saker.")] = False,
+) -> None:
+    """Last syntetiske demosaker for alle pilotene."""
+    with _coordinator() as coordinator:
+        if if_empty and (existing := coordinator.count_cases()) > 0:
+            typer.echo(f"Databasen har allerede {existing} saker; laster ikke demodata.")
+            return
+        from coordinator.demo import load_demo
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("Laster demodata", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            count = load_demo(coordinator, progress=on_progress)
+    typer.echo(f"Lastet {count} demosaker.")
+
+
+# -- serve --------------------------------------------------------------------------------
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Adresse å lytte på.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Antall prosesser.")] = 1,
+    log_level: Annotated[LogLevel, typer.Option(help="Loggnivå.")] = LogLevel.info,
+) -> None:
+    """Start HTTP-tjenesten (OpenAPI på /docs)."""
+    import uvicorn
+
+    from coordinator.http.app import create_app
+    from coordinator.logging import configure
+
+    common: dict[str, Any] = {"host": host, "port": port, "log_config": None,
+                              "access_log": False, "log_level": str(log_level)}
+    with _coordinator() as coordinator:
+        coordinator.ping()                  # a bad database is one line here, not a traceback
+        configure(str(log_level))
+        typer.echo(f"Serverer på http://{host}:{port} (dokumentasjon: /docs)", err=True)
+        if workers == 1:
+            uvicorn.run(create_app(coordinator), **common)
+            return
+    os.environ["COORDINATOR_LOG_LEVEL"] = str(log_level)    # for the worker processes
+    uvicorn.run("coordinator.http.app:create_app_from_settings", factory=True, workers=workers,
+                **common)
+
+
+# -- pilots and workflows -------------------------------------------------------------------
+@pilots_app.command("list")
+def pilots_list() -> None:
+    """Vis pilotene med modell og definisjonsversjoner."""
+    registry = WorkflowRegistry.builtin()
+    table = _table(None, "Pilot", "Tittel", "Modell", "Siste versjon", "Versjoner")
+    keys = registry.keys()
+    for key in keys:
+        latest = registry.latest(key).definition
+        versions = sorted(w.definition.version for w in registry.all() if w.definition.key == key)
+        _row(table, key, latest.title, latest.model, latest.version,
+             ", ".join(map(str, versions)))
+    _console().print(table)
+
+
+class DiagramFormat(StrEnum):
+    mermaid = "mermaid"
+    text = "text"
+
+
+@workflow_app.command("show")
+def workflow_show(
+    pilot: Annotated[str, typer.Argument(help="Pilotens nøkkel, f.eks. ringsaker.")],
+    version: Annotated[int | None, typer.Option(help="Versjon (standard: nyeste).")] = None,
+    fmt: Annotated[DiagramFormat, typer.Option("--format", help="mermaid eller text.")
+                   ] = DiagramFormat.text,
+) -> None:
+    """Vis tilstandsdiagrammet til en pilots arbeidsflyt."""
+    registry = WorkflowRegistry.builtin()
+    workflow = registry.latest(pilot) if version is None else registry.get(pilot, version)
+    render = diagrams.mermaid if fmt is DiagramFormat.mermaid else diagrams.text
+    sys.stdout.write(render(workflow.definition))
+
+
+# -- cases ----------------------------------------------------------------------------------
+def _print_view(view: CaseView, console: Console) -> None:
+    s = view.summary
+    console.print(Text(f"Sak {s.id}", style="bold"))
+    facts = _table(None, "Felt", "Verdi")
+    for label, value in (("Pilot", f"{s.pilot} v{s.workflow_version}"), ("Tilstand", s.state),
+                         ("Versjon", s.version), ("Henvist av", s.referrer),
+                         ("Henvist", _when(s.referred_at)), ("Oppdatert", _when(s.updated_at)),
+                         ("Avsluttet", _when(s.closed_at))):
+        _row(facts, label, value)
+    console.print(facts)
+    deadlines = _table("Frister (Oslo-tid)", "Frist", "Status", "Forfaller", "Oppfylt")
+    for d in view.deadlines:
+        _row(deadlines, d.name, d.status, _when(d.due_at), _when(d.met_at))
+    console.print(deadlines if view.deadlines else Text("Frister: ingen"))
+    actions = _table("Neste handlinger", "Handling", "Tillatt", "Til", "Hvorfor ikke")
+    for a in view.actions:
+        _row(actions, a.trigger, "ja" if a.allowed else "nei", ", ".join(a.targets),
+             "; ".join(a.failed_guards) or None)
+    console.print(actions if view.actions else Text("Neste handlinger: ingen (avsluttet)"))
+    history = _table("Historikk", "#", "Tid", "Hendelse", "Handling", "Fra", "Til", "Aktør",
+                     "Begrunnelse")
+    for e in view.history:
+        _row(history, e.seq, _when(e.occurred_at), e.kind, e.trigger, e.from_state, e.to_state,
+             f"{e.actor_id} ({e.actor_role})", e.reason)
+    console.print(history)
+
+
+@case_app.command("show")
+def case_show(case_id: Annotated[str, typer.Argument(metavar="ID", help="Sakens id.")]) -> None:
+    """Vis en sak: tilstand, frister, mulige handlinger (og hvorfor ikke) og historikk."""
+    uid = _uuid(case_id, "saks-id (UUID)")
+    with _coordinator() as coordinator:
+        view = coordinator.view(uid)
+    _print_view(view, _console())
+
+
+@cases_app.command("list")
+def cases_list(
+    pilot: Annotated[str | None, typer.Option(help="Bare denne piloten.")] = None,
+    state: Annotated[str | None, typer.Option(help="Bare denne tilstanden.")] = None,
+    after: Annotated[str | None, typer.Option(help="Neste side: saker etter denne id-en.")
+                     ] = None,
+    limit: Annotated[int, typer.Option(help="Saker per side (1–500).")] = 50,
+) -> None:
+    """List saker sortert etter id, én side om gangen."""
+    if pilot is not None:
+        WorkflowRegistry.builtin().latest(pilot)     # an unknown pilot is an error
+    if state is not None and state not in set(State):
+        raise CliError(f"ukjent tilstand «{state}»; gyldige er {', '.join(State)}")
+    if not 1 <= limit <= 500:
+        raise CliError("--limit må være mellom 1 og 500")
+    after_id = _uuid(after, "id (UUID) for --after") if after is not None else None
+    with _coordinator() as coordinator:
+        page = coordinator.list_cases(pilot=pilot, state=state, after=after_id, limit=limit)
+    console = _console()
+    if not page:
+        console.print("Ingen saker.")
+        return
+    table = _table(None, "Id", "Pilot", "Tilstand", "Versjon", "Henvist", "Oppdatert")
+    for s in page:
+        _row(table, s.id, f"{s.pilot} v{s.workflow_version}", s.state, s.version,
+             _when(s.referred_at), _when(s.updated_at))
+    console.print(table)
+    if len(page) == limit:
+        console.print(Text(f"Neste side: --after {page[-1].id}"))
+
+
+def _print_migration(report: MigrationReport, console: Console) -> None:
+    mode = "prøvekjøring, ingenting endres" if report.dry_run else "utført"
+    console.print(Text(f"Migrering av {report.pilot} v{report.from_version} → "
+                       f"v{report.to_version} ({mode}): {len(report.movable)} kan flyttes, "
+                       f"{len(report.blocked)} er blokkert."))
+    if report.movable or report.blocked:
+        table = _table(None, "Sak", "Fra", "Til", "Årsak")
+        for item in (*report.movable, *report.blocked):
+            _row(table, item.case_id, item.from_state, item.to_state or "blokkert", item.reason)
+        console.print(table)
+    if not report.dry_run:
+        console.print(Text(f"Flyttet {report.moved} av {len(report.movable)} saker."))
+
+
+@cases_app.command("migrate")
+def cases_migrate(
+    pilot: Annotated[str, typer.Option(help="Piloten som skal migreres.")],
+    to: Annotated[int, typer.Option("--to", help="Målversjon.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Bare vis hva som ville skjedd.")
+                       ] = False,
+) -> None:
+    """Flytt løpende saker til en nyere definisjonsversjon (en commit per sak)."""
+    with _coordinator() as coordinator:
+        report = coordinator.migrate(pilot, to, dry_run=dry_run)
+    _print_migration(report, _console())
+
+
+# -- development tokens ---------------------------------------------------------------------
+_ORGNR = re.compile(r"^[0-9]{9}$")
+
+
+def _check_dev_token_args(role: str, sub: str, org: str | None, pilot: str | None) -> None:
+    from coordinator.http.auth import USER_ROLES
+
+    if role not in USER_ROLES:
+        raise CliError(f"ukjent rolle «{role}»; gyldige roller: {', '.join(sorted(USER_ROLES))}")
+    if not sub.strip() or len(sub) > 200:
+        raise CliError("--sub må være en ikke-tom id på høyst 200 tegn")
+    if org is not None and not _ORGNR.match(org):
+        raise CliError(f"«{org}» er ikke et organisasjonsnummer (ni sifre)")
+    if pilot is not None and pilot not in set(WorkflowRegistry.builtin().keys()):
+        raise CliError(f"fant ingen pilot med navn «{pilot}» (se `coordinator pilots list`)")
+
+
+@app.command("dev-token")
+def dev_token(
+    role: Annotated[str, typer.Option(help="Rollen, f.eks. nav_veileder eller bruker.")],
+    sub: Annotated[str, typer.Option(help="Brukerens id (tokenets «sub»).")],
+    org: Annotated[str | None, typer.Option(help="Organisasjonsnummer (ni sifre).")] = None,
+    pilot: Annotated[str | None, typer.Option(help="Piloten brukeren arbeider i.")] = None,
+    ttl_minutes: Annotated[int, typer.Option(min=1, max=1440, help="Levetid i minutter.")
+                           ] = 60,
+) -> None:
+    """Lag et token fra den lokale utviklingsutstederen (skriver bare tokenet til stdout).
+
+    Bare for utvikling: produksjon slår utstederen av (COORDINATOR_DEV_ISSUER_ENABLED=false).
+    """
+    from coordinator.clock import SystemClock
+    from coordinator.crypto import signing
+    from coordinator.http.auth import dev_claims
+
+    _check_dev_token_args(role, sub, org, pilot)
+    settings = Settings()
+    if not settings.dev_issuer_active:
+        raise CliError("utviklingsutstederen er slått av (COORDINATOR_DEV_ISSUER_ENABLED)", 1)
+    try:
+        key = signing.load_or_create_dev_key(settings.data_dir)
+    except signing.KeyFileError as exc:
+        raise CliError(str(exc), 1) from None
+    claims = dev_claims(sub=sub, role=role, org=org, pilot=pilot,
+                        audience=settings.api_audience, now=SystemClock().now().timestamp(),
+                        ttl_seconds=ttl_minutes * 60)
+    typer.echo(signing.mint_dev_token(key, claims))

@@ -1,0 +1,92 @@
+"""Settings from the environment (``COORDINATOR_*``). Built by the caller, never at import."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from coordinator.crypto import ASYMMETRIC_ALGORITHMS
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TrustedIssuer(BaseModel):
+    """An OAuth2/OIDC issuer whose bearer JWTs the API accepts (Azure AD, TokenX, HelseID,
+    ID-porten, ...). Exactly one of ``jwks_url`` and ``public_key_file``."""
+
+    issuer: str = Field(min_length=1, description="The exact `iss` of its tokens")
+    audience: str = Field(min_length=1, description="The `aud` its tokens must carry for us")
+    jwks_url: str | None = Field(default=None, description="https URL of its JWKS")
+    public_key_file: Path | None = Field(default=None, description="A PEM public key")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"], min_length=1)
+    role_claim: str = "role"
+    org_claim: str = "org"
+    pilot_claim: str = "pilot"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if (self.jwks_url is None) == (self.public_key_file is None):
+            raise ValueError("give exactly one of jwks_url and public_key_file")
+        bad = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        if bad:
+            raise ValueError(f"algorithms not allowed for an issuer: {bad} "
+                             f"(allowed: {sorted(ASYMMETRIC_ALGORITHMS)})")
+        if self.jwks_url is not None:
+            url = urlsplit(self.jwks_url)
+            if url.scheme != "https" and not (url.scheme == "http"
+                                              and _is_loopback(url.hostname)):
+                raise ValueError("jwks_url must be https (http only on loopback)")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"),
+                           description="Where the embedded database and key files live")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite in data_dir. A postgresql:// URL works too",
+    )
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+    # -- authentication (docs/security.md) ------------------------------------------------
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        description="Issuers whose bearer JWTs are accepted (JSON list in the environment)")
+    dev_issuer_enabled: bool | None = Field(
+        default=None,
+        description="Trust the local development issuer (dev-token). Default: on only for "
+                    "the embedded SQLite database; production turns it off")
+    api_audience: str = Field(default="coordinator-api", min_length=1,
+                              description="The audience the development issuer puts in tokens")
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_cache_seconds: int = Field(default=300, ge=10, le=86400)
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Token-less or failed-auth requests per client IP ...")
+    auth_failure_window_seconds: int = Field(default=60, ge=1, le=3600,
+                                             description="... within this many seconds")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'coordinator.db').resolve()}"
+
+    @property
+    def dev_issuer_active(self) -> bool:
+        if self.dev_issuer_enabled is not None:
+            return self.dev_issuer_enabled
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Consent records (append-only) and the decision whether a scope is live."""

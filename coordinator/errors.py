@@ -1,0 +1,143 @@
+"""Domain exceptions. The core raises only these; the edges map them (HTTP, CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CoordinatorError(Exception):
+    """Base of every error the library raises on purpose.
+
+    ``code`` is a stable slug used in problem+json ``type`` URIs and CLI output;
+    ``message`` is a human sentence (English in code, the edges may translate).
+    """
+
+    code = "coordinator-error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(CoordinatorError):
+    code = "not-found"
+
+
+class CaseNotFound(NotFound):
+    code = "case-not-found"
+
+    def __init__(self, case_id: object) -> None:
+        super().__init__(f"case {case_id} was not found", case_id=str(case_id))
+
+
+class NotCaseMember(CaseNotFound):
+    """The actor has no access to the case. Deliberately indistinguishable from
+    ``CaseNotFound`` at the edges (same code, message and 404), so ids leak nothing."""
+
+    code = "case-not-found"
+
+
+class PermissionDenied(CoordinatorError):
+    """The actor may see the case (or act at all) but not do this (HTTP 403)."""
+
+    code = "permission-denied"
+
+
+class UnknownWorkflow(NotFound):
+    code = "unknown-workflow"
+
+
+class InvalidInput(CoordinatorError):
+    code = "invalid-input"
+
+
+class NotEligible(InvalidInput):
+    code = "not-eligible"
+
+    def __init__(self, pilot: str, reasons: Sequence[str]) -> None:
+        super().__init__(
+            f"the person is not eligible for {pilot}: {', '.join(reasons)}",
+            pilot=pilot,
+            reasons=list(reasons),
+        )
+        self.reasons = tuple(reasons)
+
+
+class ReferrerNotAllowed(InvalidInput):
+    code = "referrer-not-allowed"
+
+
+class InvalidDefinition(CoordinatorError):
+    """A workflow definition failed validation on load; ``source`` names its file."""
+
+    code = "invalid-definition"
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems), source=source,
+                         problems=list(problems))
+        self.source = source
+        self.problems = tuple(problems)
+
+
+class Conflict(CoordinatorError):
+    code = "conflict"
+
+
+class UnknownTrigger(Conflict):
+    code = "unknown-trigger"
+
+    def __init__(self, workflow: str, trigger: str) -> None:
+        super().__init__(f"{workflow} has no action named {trigger!r}",
+                         workflow=workflow, trigger=trigger)
+
+
+class TransitionNotAllowed(Conflict):
+    code = "transition-not-allowed"
+
+    def __init__(self, trigger: str, state: str) -> None:
+        super().__init__(f"action {trigger!r} is not allowed in state {state!r}",
+                         trigger=trigger, state=state)
+
+
+class GuardFailed(Conflict):
+    code = "guard-failed"
+
+    def __init__(self, trigger: str, state: str, failed_guards: Sequence[str]) -> None:
+        super().__init__(
+            f"action {trigger!r} from {state!r} refused: {', '.join(failed_guards)}",
+            trigger=trigger, state=state, failed_guards=list(failed_guards),
+        )
+        self.failed_guards = tuple(failed_guards)
+
+
+class WorkflowMismatch(Conflict):
+    code = "workflow-mismatch"
+
+
+class ConcurrentUpdate(Conflict):
+    """Another writer changed the case first (optimistic lock lost)."""
+
+    code = "concurrent-update"
+
+    def __init__(self, what: str = "the case") -> None:
+        super().__init__(f"{what} was changed by someone else; reload and try again")
+
+
+class StaleVersion(ConcurrentUpdate):
+    """The caller's expected version (If-Match) is not the current one."""
+
+    code = "stale-version"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"the case (expected version {expected}, current {actual})")
+        self.expected = expected
+        self.actual = actual
+
+
+class AlreadyMember(Conflict):
+    code = "already-member"
+
+
+class MigrationBlocked(Conflict):
+    code = "migration-blocked"

@@ -1,0 +1,1 @@
+"""HTTP routers. Thin: they translate between the Coordinator facade and the schemas."""

@@ -1,0 +1,123 @@
+"""Core tables. Alembic migrations must produce exactly this metadata (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+BigId: Any = BigInteger().with_variant(Integer(), "sqlite")   # SQLite autoincrements INTEGER only
+
+cases = Table(
+    "cases", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("pilot", String(40), nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("state", String(40), nullable=False),
+    Column("referrer", String(40), nullable=False),
+    Column("referred_at", UTCDateTime, nullable=False),
+    Column("profile_data", Json, nullable=False),
+    Column("record_data", Json, nullable=False),
+    Column("opened_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("subject_id", String(200), nullable=True),
+    Index(None, "pilot", "state"),
+    Index(None, "pilot", "workflow_version"),
+    Index(None, "subject_id"),
+)
+
+case_members = Table(
+    "case_members", metadata,
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("actor_id", String(200), primary_key=True),     # unique (case_id, actor_id)
+    Column("role", String(40), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("added_by", String(200), nullable=False),
+    Index(None, "actor_id", "role", "case_id"),
+)
+
+case_events = Table(
+    "case_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("actor_id", String(200), nullable=False),
+    Column("actor_role", String(40), nullable=False),
+    Column("from_state", String(40), nullable=True),
+    Column("to_state", String(40), nullable=False),
+    Column("trigger", String(60), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("workflow_key", String(40), nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("data", Json, nullable=False),
+    UniqueConstraint("case_id", "seq"),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("purposes", Json, nullable=False),
+    Column("categories", Json, nullable=False),
+    Column("parties", Json, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=True),
+    Column("method", String(40), nullable=False),
+    Column("form_version", String(60), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_role", String(40), nullable=False),
+    Index(None, "case_id", "recorded_at"),
+)

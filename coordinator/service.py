@@ -1,0 +1,303 @@
+"""The Coordinator facade: the use cases that the CLI, the HTTP API and library users call.
+
+Each use case opens one unit of work, changes one aggregate and commits once. Time comes
+from the clock; nothing here does I/O except through the ports.
+
+Need-to-know is enforced here, not at the edges: every use case knows who acts and asks
+``access.policy.decide`` through ``cases.team.authorize`` before it touches a case. Commands
+(``OpenCase``, ``FireTrigger``, ``GrantConsent``, ``WithdrawConsent``) already carry their
+actor, and that actor is checked. Reads take a keyword ``actor``; its default is the
+explicit ``SYSTEM`` actor (role ``system``), the trusted operator identity of the CLI,
+migrations and the demo loader, which the permission table grants everything. The checks
+are never skipped: the system actor passes them by a row of the table, and the HTTP layer
+always passes the caller's actor. A foreign case raises ``NotCaseMember`` (shown as a 404,
+like a missing case); a permitted viewer lacking the permission gets ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from coordinator.access.policy import BRUKER, ROLES, Permission, Relation, trigger_permission
+from coordinator.cases import team
+from coordinator.cases.commands import (
+    CaseSummary,
+    CaseView,
+    FireTrigger,
+    GrantConsent,
+    MigrationItem,
+    MigrationReport,
+    OpenCase,
+    WithdrawConsent,
+)
+from coordinator.cases.model import SYSTEM, Actor, Case, CaseEvent, Member
+from coordinator.consent.model import CATEGORIES, METHODS, PARTIES, PURPOSES, ConsentRecord
+from coordinator.consent.policy import live_scopes, purposes_by_party
+from coordinator.errors import (
+    AlreadyMember,
+    InvalidInput,
+    MigrationBlocked,
+    NotEligible,
+    PermissionDenied,
+    ReferrerNotAllowed,
+    StaleVersion,
+)
+from coordinator.ports import Clock, UnitOfWork
+from coordinator.workflows import deadlines, eligibility
+from coordinator.workflows.definition import CLOSED_STATES
+from coordinator.workflows.engine import Workflow
+from coordinator.workflows.registry import WorkflowRegistry
+
+MIGRATION_ACTOR_ROLE = SYSTEM.role
+
+
+@dataclass
+class Coordinator:
+    uow: Callable[[], UnitOfWork]
+    workflows: WorkflowRegistry
+    clock: Clock
+
+    # -- cases -------------------------------------------------------------------------
+    def open_case(self, cmd: OpenCase) -> CaseSummary:
+        """The acting referrer and ``cmd.team`` become the case's team. A ``bruker`` may
+        open only a case about themself (``subject_id`` their own id).
+
+        Raises: PermissionDenied, InvalidInput, UnknownWorkflow, ReferrerNotAllowed,
+        NotEligible."""
+        own = cmd.actor.role == BRUKER and cmd.subject_id == cmd.actor.id
+        team.require(cmd.actor, Permission.OPEN_CASE, Relation.OWN if own else Relation.NONE)
+        members = team.initial_team(cmd.actor, cmd.team)
+        workflow = (self.workflows.latest(cmd.pilot) if cmd.workflow_version is None
+                    else self.workflows.get(cmd.pilot, cmd.workflow_version))
+        d = workflow.definition
+        if cmd.referrer not in d.referrers:
+            raise ReferrerNotAllowed(
+                f"{d.key} takes referrals from {', '.join(d.referrers)}, not {cmd.referrer}",
+                pilot=d.key, referrer=cmd.referrer)
+        now = self.clock.now()
+        reasons = eligibility.failures(d.eligibility, cmd.profile, now.date())
+        if reasons:
+            raise NotEligible(d.key, reasons)
+        case = Case.open(cmd.case_id or uuid.uuid4(), workflow=workflow, referrer=cmd.referrer,
+                         profile=cmd.profile, by=cmd.actor, now=now, subject_id=cmd.subject_id)
+        with self.uow() as uow:
+            uow.cases.add(case)
+            for member in team.members_of(case.id, members, cmd.actor, case):
+                uow.members.add(member)
+            uow.commit()
+        return CaseSummary.of(case)
+
+    def fire(self, cmd: FireTrigger) -> CaseSummary:
+        """Raises: CaseNotFound, NotCaseMember, PermissionDenied, StaleVersion,
+        UnknownTrigger, InvalidInput, TransitionNotAllowed, GuardFailed, ConcurrentUpdate."""
+        now = self.clock.now()
+        with self.uow() as uow:
+            case = uow.cases.get(cmd.case_id)
+            team.authorize(uow, cmd.actor, case, trigger_permission(cmd.trigger))
+            if cmd.expected_version is not None and cmd.expected_version != case.version:
+                raise StaleVersion(cmd.expected_version, case.version)
+            workflow = self.workflows.get(*case.workflow_ref)
+            consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
+            case.fire(cmd.trigger, by=cmd.actor, workflow=workflow, consents=consents,
+                      args=dict(cmd.args), now=now)
+            uow.commit()
+            return CaseSummary.of(case)
+
+    def summary(self, case_id: UUID, *, actor: Actor = SYSTEM) -> CaseSummary:
+        """Raises: CaseNotFound, NotCaseMember."""
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, actor, case, Permission.VIEW_METADATA)
+            return CaseSummary.of(case)
+
+    def view(self, case_id: UUID, *, actor: Actor = SYSTEM) -> CaseView:
+        """State, allowed next actions (with reasons when not), deadlines, team and history.
+        Without VIEW_CASE (the auditor) only metadata: no record, actions, team or event
+        arguments. Raises: CaseNotFound, NotCaseMember."""
+        now = self.clock.now()
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            rel = team.authorize(uow, actor, case, Permission.VIEW_METADATA)
+            content = team.may(actor, Permission.VIEW_CASE, rel)
+            workflow = self.workflows.get(*case.workflow_ref)
+            consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
+            facts = case.facts(workflow, consents, now)
+            history = uow.events.history(case.id) \
+                if team.may(actor, Permission.VIEW_HISTORY, rel) else []
+            return CaseView(
+                summary=CaseSummary.of(case),
+                actions=tuple(workflow.available(facts)) if content else (),
+                deadlines=tuple(deadlines.statuses(
+                    workflow.definition, state=case.state, referred_at=case.referred_at,
+                    profile=facts.profile, record=facts.record, now=now)),
+                history=tuple(history if content else team.without_content(history)),
+                record=case.record_data if content else {},
+                team=tuple(uow.members.for_case(case.id)) if content else (),
+                content=content,
+            )
+
+    def history(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[CaseEvent]:
+        """Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            rel = team.authorize(uow, actor, case, Permission.VIEW_HISTORY)
+            events = uow.events.history(case_id)
+            return events if team.may(actor, Permission.VIEW_CASE, rel) \
+                else team.without_content(events)
+
+    def list_cases(self, *, pilot: str | None = None, state: str | None = None,
+                   after: UUID | None = None, limit: int = 50,
+                   actor: Actor = SYSTEM) -> list[CaseSummary]:
+        """Every case (metadata). Raises: PermissionDenied, InvalidInput."""
+        team.require(actor, Permission.LIST_CASES)
+        if not 1 <= limit <= 500:
+            raise InvalidInput("limit must be between 1 and 500")
+        with self.uow() as uow:
+            return [CaseSummary.of(c)
+                    for c in uow.cases.list(pilot=pilot, state=state, after=after, limit=limit)]
+
+    def my_cases(self, actor: Actor, *, after: UUID | None = None,
+                 limit: int = 50) -> list[CaseSummary]:
+        """The cases ``actor`` is on: a team member's cases in that role, a bruker's own.
+        Keyset-paginated by id. Raises: PermissionDenied (unknown role), InvalidInput."""
+        if actor.role not in ROLES:
+            raise PermissionDenied(f"unknown role {actor.role!r}", role=actor.role)
+        if not 1 <= limit <= 500:
+            raise InvalidInput("limit must be between 1 and 500")
+        own = actor.role == BRUKER
+        with self.uow() as uow:
+            return [CaseSummary.of(c) for c in uow.cases.list(
+                after=after, limit=limit, subject=actor.id if own else None,
+                member=None if own else (actor.id, actor.role))]
+
+    def add_member(self, case_id: UUID, actor_id: str, role: str, *, by: Actor) -> Member:
+        """Put ``actor_id`` on the case's team in ``role``: one ``member_added`` event.
+
+        Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput, AlreadyMember,
+        ConcurrentUpdate."""
+        team.check_team_role(actor_id, role)
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, by, case, Permission.MANAGE_TEAM)
+            if any(m.actor_id == actor_id for m in uow.members.for_case(case_id)):
+                raise AlreadyMember(f"{actor_id} is already on the team", actor_id=actor_id)
+            member = case.add_member(actor_id, role, by=by, now=self.clock.now())
+            uow.members.add(member)
+            uow.commit()
+            return member
+
+    def count_cases(self, *, actor: Actor = SYSTEM) -> int:
+        """Raises: PermissionDenied (only aggregate viewers may count)."""
+        team.require(actor, Permission.VIEW_AGGREGATES)
+        with self.uow() as uow:
+            return uow.cases.count()
+
+    def ping(self) -> None:
+        """One cheap round trip to the store, for health checks. Raises what the store raises."""
+        with self.uow() as uow:
+            uow.cases.list(limit=1)
+
+    # -- consent (the full model comes with the consent capability) ----------------------
+    def grant_consent(self, cmd: GrantConsent) -> ConsentRecord:
+        return self._consent("grant", cmd.case_id, cmd.actor, cmd.purposes,
+                             cmd.categories, cmd.parties, cmd.method, cmd.form_version,
+                             cmd.valid_to)
+
+    def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentRecord:
+        return self._consent("withdrawal", cmd.case_id, cmd.actor,
+                             cmd.purposes, cmd.categories, cmd.parties, cmd.method, "", None)
+
+    def consent_log(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[ConsentRecord]:
+        """Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, actor, case, Permission.VIEW_CONSENT_LOG)
+            return uow.consents.for_case(case_id)
+
+    def _consent(self, kind: str, case_id: UUID, by: Actor,
+                 purposes: frozenset[str], categories: frozenset[str], parties: frozenset[str],
+                 method: str, form_version: str, valid_to: datetime | None) -> ConsentRecord:
+        for name, given, known in (("purpose", purposes, PURPOSES),
+                                   ("category", categories, CATEGORIES),
+                                   ("party", parties, PARTIES)):
+            if not given or given - known:
+                raise InvalidInput(f"unknown or missing {name}: {sorted(given - known)}",
+                                   field=name)
+        if method not in METHODS:
+            raise InvalidInput(f"unknown consent method {method!r}", field="method")
+        now = self.clock.now()
+        if valid_to is not None and valid_to <= now:
+            raise InvalidInput("valid_to must be in the future", field="valid_to")
+        record = ConsentRecord(uuid.uuid4(), case_id, kind, purposes, categories, parties,
+                               now, valid_to, method, form_version, now, by.id, by.role)
+        with self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, by, case, Permission.MANAGE_CONSENT)
+            uow.consents.add(record)
+            uow.commit()
+        return record
+
+    # -- workflow versions ---------------------------------------------------------------
+    def migrate(self, pilot: str, to_version: int, *, dry_run: bool,
+                actor_id: str = "cli") -> MigrationReport:
+        """Move running cases of ``pilot`` onto ``to_version``; one commit per case.
+
+        Raises: UnknownWorkflow, MigrationBlocked (the target declares no migration)."""
+        target = self.workflows.get(pilot, to_version)
+        m = target.definition.migrates_from
+        if m is None:
+            raise MigrationBlocked(f"{pilot} v{to_version} declares no migration from an "
+                                   f"older version", pilot=pilot, version=to_version)
+        movable, blocked = self._plan_migration(target, pilot, m.from_version)
+        moved = 0
+        if not dry_run:
+            moved = self._apply_migration(target, movable, actor_id)
+        return MigrationReport(pilot, m.from_version, to_version, dry_run, tuple(movable),
+                               tuple(blocked), moved)
+
+    def _plan_migration(self, target: Workflow, pilot: str,
+                        from_version: int) -> tuple[list[MigrationItem], list[MigrationItem]]:
+        m = target.definition.migrates_from
+        assert m is not None  # noqa: S101 - checked by the caller
+        movable: list[MigrationItem] = []
+        blocked: list[MigrationItem] = []
+        after: UUID | None = None
+        while True:
+            with self.uow() as uow:     # read ids and states while the session is open
+                page = [(c.id, c.state) for c in uow.cases.list(
+                    pilot=pilot, workflow_version=from_version, after=after, limit=500)]
+            if not page:
+                break
+            after = page[-1][0]
+            for case_id, state in page:
+                if state in CLOSED_STATES and state not in m.states:
+                    continue    # finished cases stay on the version they ended on
+                new = m.states.get(state)
+                if new is None:
+                    reason = m.reasons.get(state, f"state {state!r} has no "
+                                                  f"counterpart in v{target.ref[1]}")
+                    blocked.append(MigrationItem(case_id, state, None, reason))
+                else:
+                    movable.append(MigrationItem(case_id, state, new))
+        return movable, blocked
+
+    def _apply_migration(self, target: Workflow, items: list[MigrationItem],
+                         actor_id: str) -> int:
+        actor = Actor(actor_id, MIGRATION_ACTOR_ROLE)
+        m = target.definition.migrates_from
+        assert m is not None  # noqa: S101 - checked by the caller
+        moved = 0
+        for item in items:
+            with self.uow() as uow:
+                case = uow.cases.get(item.case_id)
+                if case.workflow_version != m.from_version or case.state != item.from_state \
+                        or item.to_state is None:
+                    continue        # changed since the plan; a rerun picks it up
+                case.migrate(target, item.to_state, by=actor, now=self.clock.now())
+                uow.commit()
+                moved += 1
+        return moved

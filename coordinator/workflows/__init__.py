@@ -1,0 +1,1 @@
+"""Pilot workflows: definitions as data, validated on load, executed by ``engine``."""
