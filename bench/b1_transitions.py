@@ -33,6 +33,7 @@ from bench.common import (
     write_result,
 )
 from bench.workers import Phase, WorkerPool
+from coordinator.cases.model import Actor
 
 WORKERS = 4
 PILOT = "ringsaker"
@@ -56,12 +57,15 @@ NOTES = [
 ]
 
 
+# On every case's team, so fire() passes the need-to-know check as a member would.
+THERAPIST = Actor("bench-therapist", "kognitiv_terapeut")
+
+
 # -- worker-side functions (run in spawned processes) -------------------------------------
 def create_cases(params: dict[str, Any], index: int) -> list[str]:
     """Open ``count`` ringsaker cases through the Coordinator, each with one consent."""
     from coordinator.bootstrap import build
     from coordinator.cases.commands import GrantConsent, OpenCase
-    from coordinator.cases.model import Actor
     from coordinator.persistence.database import make_engine
     from coordinator.workflows.facts import Profile
 
@@ -78,7 +82,8 @@ def create_cases(params: dict[str, Any], index: int) -> list[str]:
             born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
             problem = rng.choice(("msk", "mental_mild_moderate"))
             case = coordinator.open_case(
-                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp))
+                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp,
+                         team=(THERAPIST,)))
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
                 frozenset({"nav"}), "digital", "bench-v1"))
@@ -92,14 +97,13 @@ def fire_op(params: dict[str, Any], index: int) -> tuple[Any, Any]:
     """One audited transition through the real ``Coordinator.fire`` per call."""
     from coordinator.bootstrap import build
     from coordinator.cases.commands import FireTrigger
-    from coordinator.cases.model import Actor
     from coordinator.errors import ConcurrentUpdate
     from coordinator.persistence.database import make_engine
 
     engine = make_engine(params["url"])
     coordinator = build(engine=engine)
     ids = [UUID(x) for x in params["ids"][index::params["workers"]]]
-    actor = Actor("bench", "kognitiv_terapeut")
+    actor = THERAPIST
     rng = random.Random(index)
 
     def op() -> bool:
