@@ -31,6 +31,7 @@ class Item:
     type: str                            # choice, boolean, date, integer
     required: bool = False
     options: tuple[str, ...] = ()
+    max_value: int | None = None         # integer items: 0..max_value
 
 
 KARTLEGGING_ITEMS = (
@@ -52,7 +53,8 @@ GAD7_TEXTS = ("Nervøs", "Kan ikke stoppe bekymring", "Bekymrer seg for mye", "V
 
 
 def _scale(prefix: str, texts: tuple[str, ...]) -> tuple[Item, ...]:
-    return tuple(Item(f"{prefix}-{n}", t, "integer", True)
+    return tuple(Item(f"{prefix}-{n}", t, "integer", True,
+                      max_value=measures.INSTRUMENTS[prefix].item_max)
                  for n, t in enumerate(texts, start=1))
 
 
@@ -96,6 +98,9 @@ def _answer(item: Item, raw: Any, where: str) -> Any:
     if item.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("må være et heltall")
+        if item.max_value is not None and not 0 <= value <= item.max_value:
+            raise FhirError(422, Issue("value", f"svaret på {item.link_id!r} må være fra 0 "
+                                       f"til {item.max_value}", where, "out_of_range"))
         return value
     if item.type == "date":
         try:
