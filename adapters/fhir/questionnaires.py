@@ -83,39 +83,45 @@ _VALUE_KEY = {"choice": "valueCoding", "boolean": "valueBoolean", "date": "value
               "integer": "valueInteger"}
 
 
-def _answer(item: Item, raw: Any, where: str) -> Any:
-    def bad(why: str) -> FhirError:
-        return FhirError(422, Issue("value", f"svaret på {item.link_id!r} {why}", where,
-                                    "bad_answer"))
+def _integer(item: Item, value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(item, "må være et heltall", where)
+    if item.max_value is not None and not 0 <= value <= item.max_value:
+        raise FhirError(422, Issue("value", f"svaret på {item.link_id!r} må være fra 0 "
+                                   f"til {item.max_value}", where, "out_of_range"))
+    return value
 
+
+def _date(item: Item, value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) != 10:
+        raise _bad(item, "må være en dato (ÅÅÅÅ-MM-DD)", where)
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise _bad(item, "må være en gyldig dato", where) from None
+
+
+def _bad(item: Item, why: str, where: str) -> FhirError:
+    return FhirError(422, Issue("value", f"svaret på {item.link_id!r} {why}", where,
+                                "bad_answer"))
+
+
+def _answer(item: Item, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict) or set(raw) != {_VALUE_KEY[item.type]}:
-        raise bad(f"må være ett {_VALUE_KEY[item.type]}")
+        raise _bad(item, f"må være ett {_VALUE_KEY[item.type]}", where)
     value = raw[_VALUE_KEY[item.type]]
     if item.type == "boolean":
         if not isinstance(value, bool):
-            raise bad("må være true eller false")
+            raise _bad(item, "må være true eller false", where)
         return value
     if item.type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("må være et heltall")
-        if item.max_value is not None and not 0 <= value <= item.max_value:
-            raise FhirError(422, Issue("value", f"svaret på {item.link_id!r} må være fra 0 "
-                                       f"til {item.max_value}", where, "out_of_range"))
-        return value
+        return _integer(item, value, where)
     if item.type == "date":
-        try:
-            return date.fromisoformat(value).isoformat() if isinstance(value, str) \
-                and len(value) == 10 else _raise(bad("må være en dato (ÅÅÅÅ-MM-DD)"))
-        except ValueError:
-            raise bad("må være en gyldig dato") from None
+        return _date(item, value, where)
     code = value.get("code") if isinstance(value, dict) else None
     if code not in item.options:
-        raise bad(f"må være en av {', '.join(item.options)}")
+        raise _bad(item, f"må være en av {', '.join(item.options)}", where)
     return code
-
-
-def _raise(exc: Exception) -> Any:
-    raise exc
 
 
 def read_answers(canonical: str, raw_items: Any, where: str) -> dict[str, Any]:

@@ -256,8 +256,8 @@ class Intake:
             case = uow.cases.get(case_id)
             team.authorize(uow, actor, case, Permission.VIEW_CASE)
             sessions = list(uow.sessions.for_case(case_id))
-        rng = self.coordinator.workflows.get(*case.workflow_ref).definition.follow_up \
-            .therapy_hours
+            ref = case.workflow_ref
+        rng = self.coordinator.workflows.get(*ref).definition.follow_up.therapy_hours
         minutes = sum(s.minutes for s in sessions)
         return HoursUsed(case_id, len(sessions), minutes, rng, _hours_status(minutes, rng))
 
