@@ -51,6 +51,14 @@ class TrustedIssuer(BaseModel):
         return self
 
 
+# Synthetic GP offices (first digit 2-5: never a real organisation number) for the demo,
+# the tests and development. Production sets COORDINATOR_REFERRAL_ORGANISATIONS.
+DEMO_REFERRAL_ORGANISATIONS = {
+    "200000013": "ha", "300000029": "lillestrom", "400000034": "ringsaker",
+    "500000058": "stovner",
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore")
 
@@ -78,6 +86,24 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Token-less or failed-auth requests per client IP ...")
     auth_failure_window_seconds: int = Field(default=60, ge=1, le=3600,
                                              description="... within this many seconds")
+
+    # -- referrals (docs/referrals.md) ------------------------------------------------------
+    referral_organisations: dict[str, str] = Field(
+        default_factory=lambda: dict(DEMO_REFERRAL_ORGANISATIONS),
+        description="Organisation number of a referring GP office -> pilot key (JSON object)")
+    allow_synthetic_identifiers: bool | None = Field(
+        default=None,
+        description="Accept synthetic (test population) national ids. Default: on only for "
+                    "the embedded SQLite database")
+    http_extensions: list[str] = Field(
+        default_factory=lambda: ["adapters.fhir.http:install"],
+        description="'module:function' installers called with (app, coordinator, settings)")
+
+    @property
+    def synthetic_identifiers_allowed(self) -> bool:
+        if self.allow_synthetic_identifiers is not None:
+            return self.allow_synthetic_identifiers
+        return self.resolved_database_url.startswith("sqlite")
 
     @property
     def resolved_database_url(self) -> str:

@@ -135,6 +135,22 @@ class StaleVersion(ConcurrentUpdate):
         self.actual = actual
 
 
+class IdempotencyInFlight(Conflict):
+    """A request with this idempotency key is still being processed (retry later)."""
+
+    code = "idempotency-in-flight"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """The idempotency key was used before with a different request body."""
+
+    code = "idempotency-key-reused"
+
+
+class AlreadyRecorded(Conflict):
+    code = "already-recorded"
+
+
 class AlreadyMember(Conflict):
     code = "already-member"
 

@@ -10,6 +10,12 @@ from uuid import UUID
 
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
+from coordinator.intake.model import (
+    FormResponse,
+    IdempotencyRecord,
+    MeasureRecord,
+    TherapySession,
+)
 
 
 class Clock(Protocol):
@@ -58,6 +64,42 @@ class MemberRepository(Protocol):
         ...
 
 
+class IdempotencyRepository(Protocol):
+    def get(self, source: str, key: str) -> IdempotencyRecord | None: ...
+
+    def claim(self, record: IdempotencyRecord) -> bool:
+        """Insert ``record`` (state processing) at once; False if the key is taken. The
+        claim is visible to others once the unit of work commits."""
+        ...
+
+    def complete(self, source: str, key: str, case_id: UUID, response: dict[str, object],
+                 at: datetime) -> None:
+        """Mark the claim done with its answer, on commit."""
+        ...
+
+    def release(self, source: str, key: str) -> None:
+        """Delete the claim (a failed request), on commit."""
+        ...
+
+
+class FormRepository(Protocol):
+    def add(self, form: FormResponse) -> None: ...
+
+    def for_case(self, case_id: UUID) -> Sequence[FormResponse]: ...
+
+
+class MeasureRepository(Protocol):
+    def add(self, measure: MeasureRecord) -> None: ...
+
+    def for_case(self, case_id: UUID) -> Sequence[MeasureRecord]: ...
+
+
+class SessionRepository(Protocol):
+    def add(self, session: TherapySession) -> None: ...
+
+    def for_case(self, case_id: UUID) -> Sequence[TherapySession]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def cases(self) -> CaseRepository: ...
@@ -70,6 +112,18 @@ class UnitOfWork(Protocol):
 
     @property
     def members(self) -> MemberRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def forms(self) -> FormRepository: ...
+
+    @property
+    def measures(self) -> MeasureRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -68,6 +68,19 @@ class Coordinator:
 
         Raises: PermissionDenied, InvalidInput, UnknownWorkflow, ReferrerNotAllowed,
         NotEligible."""
+        case, members = self.prepare_case(cmd, self.clock.now())
+        with self.uow() as uow:
+            uow.cases.add(case)
+            for member in members:
+                uow.members.add(member)
+            uow.commit()
+        return CaseSummary.of(case)
+
+    def prepare_case(self, cmd: OpenCase, now: datetime) -> tuple[Case, list[Member]]:
+        """Every check of ``open_case`` and the new case with its team, unsaved, for use
+        cases that add more to the same unit of work (referral intake).
+
+        Raises: as ``open_case``."""
         own = cmd.actor.role == BRUKER and cmd.subject_id == cmd.actor.id
         team.require(cmd.actor, Permission.OPEN_CASE, Relation.OWN if own else Relation.NONE)
         members = team.initial_team(cmd.actor, cmd.team)
@@ -78,18 +91,12 @@ class Coordinator:
             raise ReferrerNotAllowed(
                 f"{d.key} takes referrals from {', '.join(d.referrers)}, not {cmd.referrer}",
                 pilot=d.key, referrer=cmd.referrer)
-        now = self.clock.now()
         reasons = eligibility.failures(d.eligibility, cmd.profile, now.date())
         if reasons:
             raise NotEligible(d.key, reasons)
         case = Case.open(cmd.case_id or uuid.uuid4(), workflow=workflow, referrer=cmd.referrer,
                          profile=cmd.profile, by=cmd.actor, now=now, subject_id=cmd.subject_id)
-        with self.uow() as uow:
-            uow.cases.add(case)
-            for member in team.members_of(case.id, members, cmd.actor, case):
-                uow.members.add(member)
-            uow.commit()
-        return CaseSummary.of(case)
+        return case, team.members_of(case.id, members, cmd.actor, case)
 
     def fire(self, cmd: FireTrigger) -> CaseSummary:
         """Raises: CaseNotFound, NotCaseMember, PermissionDenied, StaleVersion,

@@ -11,14 +11,20 @@ import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.errors import CaseNotFound, ConcurrentUpdate, CoordinatorError
+from coordinator.intake.model import (
+    FormResponse,
+    IdempotencyRecord,
+    MeasureRecord,
+    TherapySession,
+)
 
 
 class FakeClock:
@@ -43,6 +49,10 @@ class InMemoryStore:
     events: dict[UUID, list[CaseEvent]] = field(default_factory=dict)
     consents: list[ConsentRecord] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    forms: list[FormResponse] = field(default_factory=list)
+    measures: list[MeasureRecord] = field(default_factory=list)
+    sessions: list[TherapySession] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -117,6 +127,67 @@ class _Members:
         return [*stored, *(m for m in self.pending if m.case_id == case_id)]
 
 
+class _Idempotency:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.claimed: list[IdempotencyRecord] = []
+        self.pending: list[tuple[str, str, UUID | None, dict[str, object], datetime | None]] = []
+
+    def get(self, source: str, key: str) -> IdempotencyRecord | None:
+        for r in self.claimed:
+            if (r.source, r.key) == (source, key):
+                return r
+        return self.store.idempotency.get((source, key))
+
+    def claim(self, record: IdempotencyRecord) -> bool:
+        with self.store.lock:
+            if self.get(record.source, record.key) is not None:
+                return False
+        self.claimed.append(record)
+        return True
+
+    def complete(self, source: str, key: str, case_id: UUID, response: dict[str, object],
+                 at: datetime) -> None:
+        self.pending.append((source, key, case_id, dict(response), at))
+
+    def release(self, source: str, key: str) -> None:
+        self.pending.append((source, key, None, {}, None))
+
+    def apply(self) -> None:
+        """Under the store lock: claims (unique key), then completions and releases."""
+        for r in self.claimed:
+            if (r.source, r.key) in self.store.idempotency:
+                raise ConcurrentUpdate("the idempotency key")
+        for r in self.claimed:
+            self.store.idempotency[(r.source, r.key)] = r
+        self.claimed.clear()
+        for source, key, case_id, response, at in self.pending:
+            current = self.store.idempotency.get((source, key))
+            if current is None or current.state != "processing":
+                continue
+            if case_id is None:
+                del self.store.idempotency[(source, key)]
+            else:
+                self.store.idempotency[(source, key)] = IdempotencyRecord(
+                    source, key, current.request_hash, "done", current.created_at, case_id,
+                    response, at)
+        self.pending.clear()
+
+
+class _Rows:
+    """Append-only rows keyed by case (forms, measures, sessions)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+        self.pending: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.pending.append(item)
+
+    def for_case(self, case_id: UUID) -> Sequence[Any]:
+        return [r for r in (*self.rows, *self.pending) if r.case_id == case_id]
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore | None = None) -> None:
         self.store = store if store is not None else InMemoryStore()
@@ -126,6 +197,10 @@ class InMemoryUnitOfWork:
         self.events = _Events(self.store)
         self.consents = _Consents(self.store)
         self.members = _Members(self.store)
+        self.idempotency = _Idempotency(self.store)
+        self.forms = _Rows(self.store.forms)
+        self.measures = _Rows(self.store.measures)
+        self.sessions = _Rows(self.store.sessions)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -133,6 +208,10 @@ class InMemoryUnitOfWork:
         self.cases.seen.clear()
         self.consents.pending.clear()
         self.members.pending.clear()
+        for rows in (self.forms, self.measures, self.sessions):
+            rows.pending.clear()
+        self.idempotency.claimed.clear()
+        self.idempotency.pending.clear()
 
     def commit(self) -> None:
         with self.store.lock:
@@ -147,6 +226,11 @@ class InMemoryUnitOfWork:
             if len(set(keys)) != len(keys) or set(keys) & {
                     (m.case_id, m.actor_id) for m in self.store.members}:
                 raise ConcurrentUpdate()          # the unique (case_id, actor_id) key
+            measured = [(m.case_id, m.instrument, m.phase) for m in self.measures.pending]
+            if len(set(measured)) != len(measured) or set(measured) & {
+                    (m.case_id, m.instrument, m.phase) for m in self.store.measures}:
+                raise ConcurrentUpdate()          # the unique (case, instrument, phase) key
+            self.idempotency.apply()
             for case, loaded in touched:
                 case.version = (loaded or 0) + 1
                 event = case.events.pop()
@@ -159,3 +243,60 @@ class InMemoryUnitOfWork:
             self.consents.pending.clear()
             self.store.members.extend(self.members.pending)
             self.members.pending.clear()
+            for rows in (self.forms, self.measures, self.sessions):
+                rows.rows.extend(rows.pending)
+                rows.pending.clear()
+
+
+# -- synthetic identifiers ----------------------------------------------------------------
+# Never real people: person ids carry Skatteetaten's synthetic month offset (+80), which the
+# population register never assigns to a real person; organisation numbers start with 1-7
+# (Brønnøysund assigns only 8xx and 9xx); HPR numbers are nine digits from 9xxxxxxxx, far
+# beyond the numbers issued so far. The check digits are python-stdnum's.
+
+def _individual_range(year: int) -> range:
+    if 1900 <= year <= 1999:
+        return range(0, 500)
+    if 2000 <= year <= 2039:
+        return range(500, 1000)
+    raise ValueError("synthetic person ids are made for birth years 1900-2039")
+
+
+def synthetic_person_id(birth_date: date, *, kind: str = "fnr", seed: int = 0) -> str:
+    """A checksum-valid synthetic fødselsnummer (``kind="fnr"``) or D-nummer (``"dnr"``)
+    for ``birth_date``; ``seed`` picks among the valid individual numbers."""
+    from stdnum.no import fodselsnummer
+
+    if kind not in ("fnr", "dnr"):
+        raise ValueError("kind is fnr or dnr")
+    day = birth_date.day + (40 if kind == "dnr" else 0)
+    stem = f"{day:02d}{birth_date.month + 80:02d}{birth_date.year % 100:02d}"
+    individuals = _individual_range(birth_date.year)
+    for step in range(len(individuals)):
+        ind = individuals[(seed + step * 7919) % len(individuals)]
+        nine = f"{stem}{ind:03d}"
+        k1 = fodselsnummer.calc_check_digit1(nine)
+        if len(k1) != 1:
+            continue
+        k2 = fodselsnummer.calc_check_digit2(nine + k1)
+        if len(k2) == 1:
+            return nine + k1 + k2
+    raise AssertionError("no valid individual number")  # pragma: no cover - cannot happen
+
+
+def synthetic_orgnr(seed: int = 0) -> str:
+    """A nine-digit organisation number with a valid mod-11 check digit, first digit 1-7."""
+    from stdnum.no import orgnr
+
+    n = seed % 70_000_000
+    while True:
+        eight = f"{1 + n // 10_000_000 % 7}{n % 10_000_000:07d}"
+        for check in "0123456789":
+            if orgnr.checksum(eight + check) == 0:
+                return eight + check
+        n += 1
+
+
+def synthetic_hpr(seed: int = 0) -> str:
+    """A nine-digit HPR number from 9xxxxxxxx (HPR numbers have no check digit)."""
+    return f"9{seed % 100_000_000:08d}"

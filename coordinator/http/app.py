@@ -6,9 +6,11 @@ runs several worker processes (``coordinator serve --workers N``).
 
 from __future__ import annotations
 
+import importlib
 import os
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -21,6 +23,9 @@ from coordinator.http.middleware import (
 )
 from coordinator.http.routers import health, me, pilots
 from coordinator.service import Coordinator
+
+if TYPE_CHECKING:
+    from coordinator.config import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -42,13 +47,19 @@ def coordinator_version() -> str:
 
 
 def create_app(coordinator: Coordinator, *,
-               authenticator: Authenticator | None = None) -> FastAPI:
+               authenticator: Authenticator | None = None,
+               settings: Settings | None = None) -> FastAPI:
     """The HTTP API over ``coordinator``. Bearer tokens are checked by ``authenticator``;
-    by default one built from the environment's settings, on ``coordinator``'s clock."""
-    if authenticator is None:
+    by default one built from ``settings`` (default: the environment's), on
+    ``coordinator``'s clock. ``settings.http_extensions`` name the adapters' installers
+    (such as the FHIR referral endpoint), loaded by import path: coordinator never
+    imports adapters."""
+    if settings is None:
         from coordinator.config import Settings
 
-        authenticator = Authenticator.from_settings(Settings(), clock=coordinator.clock)
+        settings = Settings()
+    if authenticator is None:
+        authenticator = Authenticator.from_settings(settings, clock=coordinator.clock)
     app = FastAPI(
         title="coordinator",
         version=coordinator_version(),
@@ -63,10 +74,14 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(health.router)
     app.include_router(pilots.router)
     app.include_router(me.router)
+    for path in settings.http_extensions:
+        module, _, name = path.partition(":")
+        getattr(importlib.import_module(module), name)(app, coordinator, settings)
     # Added innermost first: the request id wraps everything, so even a 413 or a 500
     # carries it, and security headers apply to every answer.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(SecurityHeadersMiddleware)
+    # FHIR endpoints bound their bodies themselves, to answer with an OperationOutcome.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES, exempt=("/fhir/",))
+    app.add_middleware(SecurityHeadersMiddleware, api_prefixes=("/api/", "/health", "/fhir/"))
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -84,4 +99,4 @@ def create_app_from_settings() -> FastAPI:
     settings = Settings()
     coordinator = build(settings)
     return create_app(coordinator, authenticator=Authenticator.from_settings(
-        settings, clock=coordinator.clock))
+        settings, clock=coordinator.clock), settings=settings)

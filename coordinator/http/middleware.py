@@ -116,15 +116,18 @@ class BodySizeLimitMiddleware:
     """Refuses request bodies over ``max_bytes`` with 413: at once when Content-Length says
     so, or as soon as a streamed body passes the limit (if nothing was answered yet)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = 1024 * 1024) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int = 1024 * 1024,
+                 exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt           # path prefixes whose endpoints bound bodies themselves
 
     def _problem(self) -> Problem:
         return problem_for_status(413, f"The request body is larger than {self.max_bytes} bytes.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+                self.exempt and str(scope.get("path", "")).startswith(self.exempt)):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")

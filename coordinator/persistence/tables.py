@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -120,4 +121,58 @@ consents = Table(
     Column("recorded_by", String(200), nullable=False),
     Column("recorded_role", String(40), nullable=False),
     Index(None, "case_id", "recorded_at"),
+)
+
+# -- referral intake, kartlegging, measures, therapy sessions (docs/referrals.md) ----------
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("source", String(200), primary_key=True),       # the caller the key belongs to
+    Column("key", String(300), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(12), nullable=False),            # processing, done
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=True),
+    Column("response", Json, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+)
+
+case_forms = Table(
+    "case_forms", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("questionnaire", String(300), nullable=False),
+    Column("answers", Json, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_role", String(40), nullable=False),
+    Index(None, "case_id", "received_at"),
+)
+
+case_measures = Table(
+    "case_measures", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("instrument", String(20), nullable=False),
+    Column("phase", String(10), nullable=False),
+    Column("items", Json, nullable=False),
+    Column("total", Integer, nullable=True),
+    Column("band", String(30), nullable=True),
+    Column("value", String(30), nullable=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_role", String(40), nullable=False),
+    UniqueConstraint("case_id", "instrument", "phase"),
+)
+
+therapy_sessions = Table(
+    "therapy_sessions", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("held_on", Date, nullable=False),
+    Column("minutes", Integer, nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("therapist_id", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index(None, "case_id", "held_on"),
 )

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import Engine, exists, func, insert, select
+from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,8 +20,23 @@ from sqlalchemy.orm.exc import StaleDataError
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.errors import CaseNotFound, ConcurrentUpdate, CoordinatorError
+from coordinator.intake.model import (
+    FormResponse,
+    IdempotencyRecord,
+    MeasureRecord,
+    TherapySession,
+)
 from coordinator.persistence.mapping import start_mappers
-from coordinator.persistence.tables import case_events, case_members, cases, consents
+from coordinator.persistence.tables import (
+    case_events,
+    case_forms,
+    case_measures,
+    case_members,
+    cases,
+    consents,
+    idempotency_keys,
+    therapy_sessions,
+)
 
 
 class SqlCaseRepository:
@@ -129,6 +144,118 @@ class SqlMemberRepository:
             self.pending.clear()
 
 
+class SqlIdempotencyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: list[tuple[str, str, UUID | None, dict[str, Any] | None, Any]] = []
+
+    def get(self, source: str, key: str) -> IdempotencyRecord | None:
+        t = idempotency_keys.c
+        r = self.session.connection().execute(select(idempotency_keys).where(
+            t.source == source, t.key == key)).mappings().first()
+        if r is None:
+            return None
+        return IdempotencyRecord(r["source"], r["key"], r["request_hash"], r["state"],
+                                 r["created_at"], r["case_id"], r["response"] or {},
+                                 r["completed_at"])
+
+    def claim(self, record: IdempotencyRecord) -> bool:
+        try:
+            with self.session.begin_nested():       # a savepoint: PG survives the conflict
+                self.session.connection().execute(insert(idempotency_keys).values(
+                    source=record.source, key=record.key, request_hash=record.request_hash,
+                    state=record.state, created_at=record.created_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def complete(self, source: str, key: str, case_id: UUID, response: dict[str, object],
+                 at: Any) -> None:
+        self.pending.append((source, key, case_id, dict(response), at))
+
+    def release(self, source: str, key: str) -> None:
+        self.pending.append((source, key, None, None, None))
+
+    def flush(self) -> None:
+        t = idempotency_keys.c
+        conn = self.session.connection()
+        for source, key, case_id, response, at in self.pending:
+            where = (t.source == source, t.key == key, t.state == "processing")
+            if case_id is None:
+                conn.execute(delete(idempotency_keys).where(*where))
+            else:
+                conn.execute(update(idempotency_keys).where(*where).values(
+                    state="done", case_id=case_id, response=response, completed_at=at))
+        self.pending.clear()
+
+
+class _RowRepository:
+    """Append-only rows of one table keyed by case, written on commit."""
+
+    table: Any
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.pending.append(item)
+
+    def _rows(self, case_id: UUID, order: Any) -> Any:
+        return self.session.connection().execute(
+            select(self.table).where(self.table.c.case_id == case_id)
+            .order_by(order, self.table.c.id)).mappings()
+
+    def _pending_for(self, case_id: UUID) -> list[Any]:
+        return [r for r in self.pending if r.case_id == case_id]
+
+    def flush(self) -> None:
+        if self.pending:
+            self.session.connection().execute(insert(self.table),
+                                              [self._row(r) for r in self.pending])
+            self.pending.clear()
+
+    def _row(self, item: Any) -> dict[str, Any]:
+        return dict(item.__dict__)
+
+
+class SqlFormRepository(_RowRepository):
+    table = case_forms
+
+    def for_case(self, case_id: UUID) -> Sequence[FormResponse]:
+        return [FormResponse(r["id"], r["case_id"], r["questionnaire"], r["answers"],
+                             r["received_at"], r["recorded_by"], r["recorded_role"])
+                for r in self._rows(case_id, case_forms.c.received_at)] + \
+            self._pending_for(case_id)
+
+    def _row(self, item: Any) -> dict[str, Any]:
+        return {**item.__dict__, "answers": dict(item.answers)}
+
+
+class SqlMeasureRepository(_RowRepository):
+    table = case_measures
+
+    def for_case(self, case_id: UUID) -> Sequence[MeasureRecord]:
+        return [MeasureRecord(r["id"], r["case_id"], r["instrument"], r["phase"],
+                              r["recorded_at"], r["recorded_by"], r["recorded_role"],
+                              tuple(r["items"]), r["total"], r["band"], r["value"])
+                for r in self._rows(case_id, case_measures.c.recorded_at)] + \
+            self._pending_for(case_id)
+
+    def _row(self, item: Any) -> dict[str, Any]:
+        return {**item.__dict__, "items": list(item.items)}
+
+
+class SqlSessionRepository(_RowRepository):
+    table = therapy_sessions
+
+    def for_case(self, case_id: UUID) -> Sequence[TherapySession]:
+        return [TherapySession(r["id"], r["case_id"], r["held_on"], r["minutes"], r["kind"],
+                               r["therapist_id"], r["recorded_at"])
+                for r in self._rows(case_id, therapy_sessions.c.held_on)] + \
+            self._pending_for(case_id)
+
+
 def _consent_row(r: ConsentRecord) -> dict[str, Any]:
     return {"id": r.id, "case_id": r.case_id, "kind": r.kind,
             "purposes": sorted(r.purposes), "categories": sorted(r.categories),
@@ -158,6 +285,10 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(self.session)
         self.consents = SqlConsentRepository(self.session)
         self.members = SqlMemberRepository(self.session)
+        self.idempotency = SqlIdempotencyRepository(self.session)
+        self.forms = SqlFormRepository(self.session)
+        self.measures = SqlMeasureRepository(self.session)
+        self.sessions = SqlSessionRepository(self.session)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -178,13 +309,16 @@ class SqlUnitOfWork:
                 self.session.connection().execute(insert(case_events), rows)
             self.consents.flush()
             self.members.flush()
+            for repo in (self.forms, self.measures, self.sessions, self.idempotency):
+                repo.flush()
             self.session.commit()
         except StaleDataError as exc:
             self.session.rollback()
             raise ConcurrentUpdate() from exc
         except IntegrityError as exc:
             self.session.rollback()
-            if any(t in str(exc.orig) for t in ("case_events", "case_members")):
+            if any(t in str(exc.orig) for t in ("case_events", "case_members",
+                                                "case_measures")):
                 raise ConcurrentUpdate() from exc
             raise
         for case in touched:

@@ -280,6 +280,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.ConcurrentUpdate: (lambda: errors.ConcurrentUpdate(), 409),
     errors.StaleVersion: (lambda: errors.StaleVersion(3, 4), 412),
     errors.MigrationBlocked: (lambda: errors.MigrationBlocked("no", pilot="ha", version=2), 409),
+    errors.IdempotencyInFlight: (lambda: errors.IdempotencyInFlight("busy", key="k"), 409),
+    errors.IdempotencyKeyReused: (lambda: errors.IdempotencyKeyReused("other", key="k"), 422),
+    errors.AlreadyRecorded: (lambda: errors.AlreadyRecorded("twice", phase="end"), 409),
 }
 
 

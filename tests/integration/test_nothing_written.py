@@ -52,6 +52,7 @@ def snapshot(engine: Engine, case_id: uuid.UUID) -> Snapshot:
     with engine.connect() as conn:
         counts = {t.name: int(conn.scalar(select(func.count()).select_from(t)) or 0)
                   for t in metadata.sorted_tables}
+        counts = {name: n for name, n in counts.items() if n}    # empty tables left out
         row = dict(conn.execute(select(cases).where(cases.c.id == case_id)).mappings().one())
     return counts, row
 

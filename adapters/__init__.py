@@ -1,0 +1,1 @@
+"""Adapters to outside systems. ``coordinator`` never imports them; settings name them."""
