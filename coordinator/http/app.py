@@ -19,7 +19,7 @@ from coordinator.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from coordinator.http.routers import health, me, pilots
+from coordinator.http.routers import cases, consents, health, me, pilots, stats
 from coordinator.service import Coordinator
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -28,8 +28,12 @@ DESCRIPTION = """\
 Consent-gated, audited case coordination between Nav and health services for the nine
 "arbeid og helse" pilots.
 
-This version publishes the pilots' workflow definitions (public) and tells a caller who
-its bearer token says it is (`/api/v1/me`). Case endpoints build on that authentication.
+The pilots' workflow definitions are public. Everything about people and cases needs an
+OAuth2 bearer token, and the caller sees a case only as a member of its team, as the person
+it is about, or through an audited role rule (auditor: metadata and logs; prosjektleder:
+aggregates). A case the caller may not know of answers 404, exactly like a missing one.
+Every list is paged (`limit` plus `after` or `offset`; `next` is the next page's URL).
+Changes to a case can be made conditional with `If-Match` (its version, from `ETag`).
 Every error is `application/problem+json` (RFC 9457).
 """
 
@@ -63,6 +67,9 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(health.router)
     app.include_router(pilots.router)
     app.include_router(me.router)
+    app.include_router(cases.router)
+    app.include_router(consents.router)
+    app.include_router(stats.router)
     # Added innermost first: the request id wraps everything, so even a 413 or a 500
     # carries it, and security headers apply to every answer.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
