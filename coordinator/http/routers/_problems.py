@@ -15,15 +15,16 @@ _TEXT = {
     409: "Conflicts with the case's state (not allowed now, a guard failed, already done, "
          "or changed concurrently: retry)",
     412: "The case is no longer at the version given in If-Match / expected_version",
+    413: "The request body is too large",
     422: "The request is not valid",
 }
 
 
-def problems(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: the given statuses, plus 401/429/503 when it needs a
-    token."""
-    out: dict[int | str, dict[str, Any]] = dict(AUTH_RESPONSES) if auth else {}
-    for status in (*statuses, 422):
+def problems(*statuses: int, body: bool = False) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route needing a token: the given statuses, 401/429/503 and
+    422, plus 400 (unparsable) and 413 (too large) when it takes a ``body``."""
+    out: dict[int | str, dict[str, Any]] = dict(AUTH_RESPONSES)
+    for status in (*statuses, *((400, 413) if body else ()), 422):
         out[status] = {"model": ProblemRead, "content": {PROBLEM_JSON: {}},
                        "description": _TEXT[status]}
     return out

@@ -84,7 +84,7 @@ def list_cases(actor: CurrentActor, coordinator: CoordinatorDep, request: Reques
 
 
 @router.post("/cases", response_model=CaseSummaryRead, status_code=status.HTTP_201_CREATED,
-             responses=problems(403, 404))
+             responses=problems(403, 404, body=True))
 def open_case(body: OpenCaseWrite, actor: CurrentActor, coordinator: CoordinatorDep,
               response: Response) -> CaseSummaryRead:
     """Open a case from a referral. The caller (when a team role) and ``team`` become its
@@ -160,7 +160,7 @@ def _expected_version(body: TransitionWrite, if_match: str | None) -> int | None
 
 
 @router.post("/cases/{case_id}/transitions", response_model=CaseSummaryRead,
-             responses=problems(403, 404, 409, 412))
+             responses=problems(403, 404, 409, 412, body=True))
 def fire(case_id: CaseId, body: TransitionWrite, actor: CurrentActor,
          coordinator: CoordinatorDep, response: Response,
          if_match: Annotated[str | None, Header(alias="If-Match", pattern=IF_MATCH,
@@ -177,7 +177,7 @@ def fire(case_id: CaseId, body: TransitionWrite, actor: CurrentActor,
 
 
 @router.post("/cases/{case_id}/team", response_model=MemberRead,
-             status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409))
+             status_code=status.HTTP_201_CREATED, responses=problems(403, 404, 409, body=True))
 def add_member(case_id: CaseId, body: TeamMemberWrite, actor: CurrentActor,
                coordinator: CoordinatorDep) -> MemberRead:
     """Put someone on the case's team in a team role (a transfer or a new helper)."""

@@ -36,7 +36,7 @@ def consent_log(case_id: UUID, actor: CurrentActor, coordinator: CoordinatorDep,
 
 
 @router.post("", response_model=ConsentRead, status_code=status.HTTP_201_CREATED,
-             responses=problems(403, 404))
+             responses=problems(403, 404, body=True))
 def grant(case_id: UUID, body: ConsentWrite, actor: CurrentActor,
           coordinator: CoordinatorDep) -> ConsentRead:
     """Record a consent the person gave (how: ``method``; which form: ``form_version``)."""
@@ -46,7 +46,7 @@ def grant(case_id: UUID, body: ConsentWrite, actor: CurrentActor,
 
 
 @router.post("/withdrawals", response_model=ConsentRead, status_code=status.HTTP_201_CREATED,
-             responses=problems(403, 404))
+             responses=problems(403, 404, body=True))
 def withdraw(case_id: UUID, body: WithdrawalWrite, actor: CurrentActor,
              coordinator: CoordinatorDep) -> ConsentRead:
     """Record that the person withdrew consent for the listed scopes."""
