@@ -177,8 +177,8 @@ class CaseRead(_Model):
 
 
 class CaseCountRead(_Model):
-    pilot: str
-    state: str
+    pilot: str | None = Field(description="null when counted per state only")
+    state: str | None = Field(description="null when counted per pilot only")
     count: int | None = Field(description="null when 1 to 4 cases (small-cell suppression)")
 
 

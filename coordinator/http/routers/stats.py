@@ -6,6 +6,8 @@ cannot single out a person.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 
 from coordinator.http.auth import CurrentActor
@@ -20,14 +22,20 @@ SMALL_CELL = 5
 
 @router.get("/cases", response_model=CaseStatsRead, responses=problems(403))
 def case_counts(actor: CurrentActor, coordinator: CoordinatorDep, request: Request,
+                by: Literal["pilot", "state", "pilot_state"] = "pilot",
                 limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> CaseStatsRead:
-    """How many cases each pilot has in each state, ordered by pilot and state."""
-    counts = sorted(coordinator.case_counts(actor=actor).items())
+    """How many cases there are per pilot, per state or per pilot and state (``by``),
+    ordered by pilot and state."""
+    grouped: dict[tuple[str | None, str | None], int] = {}
+    for (pilot, state), n in coordinator.case_counts(actor=actor).items():
+        key = (pilot if by != "state" else None, state if by != "pilot" else None)
+        grouped[key] = grouped.get(key, 0) + n
+    counts = sorted(grouped.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or ""))
     page = counts[offset:offset + limit]
     more = offset + limit < len(counts)
     return CaseStatsRead(
         total=sum(n for _, n in counts if n >= SMALL_CELL),
         items=[CaseCountRead(pilot=p, state=s, count=n if n >= SMALL_CELL else None)
                for (p, s), n in page],
-        limit=limit, offset=offset, next=next_url(request, offset=offset + limit) if more
-        else None)
+        limit=limit, offset=offset,
+        next=next_url(request, offset=offset + limit) if more else None)
