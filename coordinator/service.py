@@ -203,6 +203,22 @@ class Coordinator:
         with self.uow() as uow:
             return uow.cases.count()
 
+    def case_counts(self, *, actor: Actor = SYSTEM) -> dict[tuple[str, str], int]:
+        """How many cases each (pilot, state) has: aggregates, no case data.
+
+        Raises: PermissionDenied (only aggregate viewers may count)."""
+        team.require(actor, Permission.VIEW_AGGREGATES)
+        counts: dict[tuple[str, str], int] = {}
+        after: UUID | None = None
+        while True:
+            with self.uow() as uow:     # read what is needed while the session is open
+                page = [(c.id, c.pilot, c.state) for c in uow.cases.list(after=after, limit=500)]
+            if not page:
+                return counts
+            after = page[-1][0]
+            for _id, pilot, state in page:
+                counts[(pilot, state)] = counts.get((pilot, state), 0) + 1
+
     def ping(self) -> None:
         """One cheap round trip to the store, for health checks. Raises what the store raises."""
         with self.uow() as uow:

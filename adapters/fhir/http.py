@@ -144,14 +144,30 @@ async def post_bundle(request: Request, actor: CurrentActor) -> JSONResponse:
                          {"Location": f"/api/v1/cases/{receipt.case_id}"})
 
 
+def _case_param(case: str | None) -> UUID:
+    """The ``case`` search parameter, checked here so that even a missing or malformed one
+    is answered with an OperationOutcome (FastAPI's own validation answers problem+json)."""
+    if case is None or not case.strip():
+        raise FhirError(400, Issue("required", "søkeparameteren 'case' mangler", "case",
+                                   "missing_case_parameter"))
+    try:
+        return UUID(case)
+    except ValueError:
+        raise FhirError(400, Issue("value", "søkeparameteren 'case' er ikke en gyldig "
+                                   "saks-id", "case", "invalid_case_parameter")) from None
+
+
 @router.get("/Observation", responses=_RESPONSES)
 def get_observations(actor: CurrentActor, request: Request,
-                     case: Annotated[UUID, Query(description="The case id")]) -> JSONResponse:
+                     case: Annotated[str | None, Query(description="The case id")] = None,
+                     ) -> JSONResponse:
     """A case's outcome measures as a searchset of Observations. Health roles on the team
     see all; other team members only the work status."""
     intake: Intake = request.app.state.intake
     try:
-        records = intake.measures(case, actor)
+        records = intake.measures(_case_param(case), actor)
+    except FhirError as exc:
+        return error_response(exc)
     except CoordinatorError as exc:
         return error_response(from_library(exc))
     return fhir_response(observations.search_bundle(records), 200)

@@ -21,7 +21,7 @@ from coordinator.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from coordinator.http.routers import health, me, pilots
+from coordinator.http.routers import cases, consents, health, me, pilots, stats
 from coordinator.service import Coordinator
 
 if TYPE_CHECKING:
@@ -33,8 +33,12 @@ DESCRIPTION = """\
 Consent-gated, audited case coordination between Nav and health services for the nine
 "arbeid og helse" pilots.
 
-This version publishes the pilots' workflow definitions (public) and tells a caller who
-its bearer token says it is (`/api/v1/me`). Case endpoints build on that authentication.
+The pilots' workflow definitions are public. Everything about people and cases needs an
+OAuth2 bearer token, and the caller sees a case only as a member of its team, as the person
+it is about, or through an audited role rule (auditor: metadata and logs; prosjektleder:
+aggregates). A case the caller may not know of answers 404, exactly like a missing one.
+Every list is paged (`limit` plus `after` or `offset`; `next` is the next page's URL).
+Changes to a case can be made conditional with `If-Match` (its version, from `ETag`).
 Every error is `application/problem+json` (RFC 9457).
 """
 
@@ -74,6 +78,9 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(health.router)
     app.include_router(pilots.router)
     app.include_router(me.router)
+    app.include_router(cases.router)
+    app.include_router(consents.router)
+    app.include_router(stats.router)
     for path in settings.http_extensions:
         module, _, name = path.partition(":")
         getattr(importlib.import_module(module), name)(app, coordinator, settings)

@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from coordinator.cases.model import Case, CaseEvent, Member
@@ -298,6 +299,10 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         touched = [c for c in self.cases.seen.values() if c.events]
+        for case in touched:
+            # Every event is a new version, even when no column changed (a member added
+            # within the same clock tick as the last change): force the versioned UPDATE.
+            flag_modified(case, "updated_at")
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
             rows = []

@@ -161,6 +161,17 @@ def test_observations_are_readable_as_fhir(client: TestClient, token: Any) -> No
     assert other.json()["resourceType"] == "OperationOutcome"
 
 
+@pytest.mark.parametrize(("query", "reason"), [("", "missing_case_parameter"),
+                                              ("?case=not-a-uuid", "invalid_case_parameter")])
+def test_a_bad_observation_search_is_an_operation_outcome(
+        client: TestClient, token: Any, query: str, reason: str) -> None:
+    r = client.get(f"/fhir/Observation{query}", headers=token())
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    [issue] = r.json()["issue"]
+    assert issue["code"] in ("required", "value") and reason in json.dumps(issue)
+
+
 def test_questionnaires_are_published(client: TestClient) -> None:
     q = client.get("/fhir/Questionnaire/kartlegging").json()
     assert {i["linkId"] for i in q["item"]} >= {"work_situation", "consent_nav_dialogue"}

@@ -76,7 +76,7 @@ def test_health_is_503_problem_when_the_database_is_not_usable(tmp_path: Path,
         engine.dispose()
 
 
-def test_openapi_is_3_1_and_publishes_no_case_data(client: TestClient) -> None:
+def test_openapi_is_3_1_and_case_data_needs_a_token(client: TestClient) -> None:
     response = client.get("/openapi.json")
     assert response.status_code == 200
     spec = response.json()
@@ -85,7 +85,10 @@ def test_openapi_is_3_1_and_publishes_no_case_data(client: TestClient) -> None:
     assert spec["info"]["version"] == importlib.metadata.version("coordinator")
     assert {"/health", "/api/v1/pilots", "/api/v1/pilots/{key}",
             "/api/v1/pilots/{key}/versions/{version}/diagram"} <= set(spec["paths"])
-    assert not [p for p in spec["paths"] if "case" in p]   # cases wait for authentication
+    case_ops = [op for path, ops in spec["paths"].items() if "case" in path
+                for op in ops.values()]
+    assert case_ops                                       # case data only behind a token
+    assert all(op.get("security") == [{"HTTPBearer": []}] for op in case_ops)
 
 
 def test_swagger_ui_is_served_at_docs(client: TestClient) -> None:
