@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/coordinator serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
-	$(BIN)/ruff check coordinator tests bench
+	$(BIN)/ruff check coordinator adapters tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -12,15 +12,17 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import Engine, exists, func, insert, select
+from sqlalchemy import Engine, exists, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.errors import CaseNotFound, ConcurrentUpdate, CoordinatorError
 from coordinator.persistence.mapping import start_mappers
+from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import case_events, case_members, cases, consents
 
 
@@ -158,6 +160,8 @@ class SqlUnitOfWork:
         self.events = SqlEventRepository(self.session)
         self.consents = SqlConsentRepository(self.session)
         self.members = SqlMemberRepository(self.session)
+        self.meetings = SqlMeetingRepository(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -167,6 +171,9 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         touched = [c for c in self.cases.seen.values() if c.events]
+        for case in touched:
+            if inspect(case).persistent:    # every event is a new version, even one that
+                flag_modified(case, "updated_at")   # changes no column (same instant)
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
             rows = []
@@ -178,6 +185,8 @@ class SqlUnitOfWork:
                 self.session.connection().execute(insert(case_events), rows)
             self.consents.flush()
             self.members.flush()
+            self.meetings.flush()
+            self.outbox.flush()
             self.session.commit()
         except StaleDataError as exc:
             self.session.rollback()

@@ -280,6 +280,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.ConcurrentUpdate: (lambda: errors.ConcurrentUpdate(), 409),
     errors.StaleVersion: (lambda: errors.StaleVersion(3, 4), 412),
     errors.MigrationBlocked: (lambda: errors.MigrationBlocked("no", pilot="ha", version=2), 409),
+    errors.MeetingNotFound: (lambda: errors.MeetingNotFound("m-1"), 404),
+    errors.MeetingClosed: (lambda: errors.MeetingClosed("held", status="held"), 409),
+    errors.ReminderNotFound: (lambda: errors.ReminderNotFound("r-1"), 404),
 }
 
 
