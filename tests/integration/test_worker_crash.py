@@ -73,7 +73,7 @@ def test_kill_9_mid_batch_loses_nothing_and_never_makes_two_messages(
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("COORDINATOR_")},
            "COORDINATOR_DATABASE_URL": pg_database_url, "COORDINATOR_SMTP_HOST": "127.0.0.1",
            "COORDINATOR_SMTP_PORT": str(port), "COORDINATOR_WORKER_TICK_SECONDS": "0.2",
-           "COORDINATOR_WORKER_BATCH_SIZE": str(BATCH), "COORDINATOR_WORKER_LEASE_SECONDS": "4",
+           "COORDINATOR_WORKER_BATCH_SIZE": str(BATCH), "COORDINATOR_WORKER_LEASE_SECONDS": "10",
            "COORDINATOR_DATA_DIR": str(tmp_path)}
 
     def start() -> subprocess.Popen[bytes]:
@@ -97,7 +97,7 @@ def test_kill_9_mid_batch_loses_nothing_and_never_makes_two_messages(
             workers[victim].wait(timeout=10)
             kills += 1
             workers[victim] = start()
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with pg_engine.connect() as conn:
                 left = conn.scalar(select(func.count()).select_from(outbox)
