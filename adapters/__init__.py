@@ -1,1 +1,2 @@
-"""Adapters to outside systems. ``coordinator`` never imports them; settings name them."""
+"""Adapters to outside systems. They implement ports of ``coordinator``; ``coordinator``
+never imports them (``bootstrap`` and ``create_app`` load them by import path)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -10,15 +15,20 @@ from coordinator.clock import SystemClock
 from coordinator.config import Settings
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.mapping import start_mappers
+from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
-from coordinator.ports import Clock, UnitOfWork
+from coordinator.ports import Clock, Notifier, OutboxStore, UnitOfWork
+from coordinator.scheduling.dispatcher import Dispatcher
+from coordinator.scheduling.outbox import EMAIL, INAPP
 from coordinator.service import Coordinator
 from coordinator.workflows.registry import WorkflowRegistry
 
 
 def build(settings: Settings | None = None, *, engine: Engine | None = None,
           clock: Clock | None = None, workflows: WorkflowRegistry | None = None,
-          uow: Callable[[], UnitOfWork] | None = None) -> Coordinator:
+          uow: Callable[[], UnitOfWork] | None = None,
+          outbox_store: OutboxStore | None = None,
+          channels: tuple[str, ...] | None = None) -> Coordinator:
     """Build a Coordinator. Overrides are for tests and benchmarks, not settings."""
     settings = settings or Settings()
     if uow is None:
@@ -26,9 +36,53 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
         engine = engine or make_engine(settings.resolved_database_url,
                                        pool_size=settings.pool_size)
         bound = engine
+        outbox_store = outbox_store or SqlOutboxStore(bound)
 
         def uow() -> UnitOfWork:
             return SqlUnitOfWork(bound)
 
+    if channels is None:
+        channels = (EMAIL, INAPP) if settings.smtp_host else (INAPP,)
     return Coordinator(uow=uow, workflows=workflows or WorkflowRegistry.builtin(),
-                       clock=clock or SystemClock())
+                       clock=clock or SystemClock(), channels=channels,
+                       outbox_store=outbox_store)
+
+
+def email_notifier(settings: Settings) -> Notifier:
+    """The e-mail adapter named in settings (``module:Class``), loaded by import path."""
+    module, _, name = settings.email_notifier.partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    notifier: Notifier = factory(
+        settings.smtp_host, settings.smtp_port, sender=settings.smtp_sender,
+        recipient_domain=settings.smtp_recipient_domain, starttls=settings.smtp_starttls,
+        username=settings.smtp_username, password=settings.smtp_password)
+    return notifier
+
+
+def build_dispatcher(settings: Settings | None = None, *, engine: Engine | None = None,
+                     clock: Clock | None = None, store: OutboxStore | None = None,
+                     notifiers: Mapping[str, Notifier] | None = None,
+                     faults: Callable[[str], None] | None = None,
+                     worker: str | None = None) -> Dispatcher:
+    """The outbox dispatcher of one worker process. ``faults`` is a test-only override."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    if store is None or notifiers is None:
+        engine = engine or make_engine(settings.resolved_database_url,
+                                       pool_size=settings.pool_size)
+    if notifiers is None:
+        assert engine is not None  # noqa: S101 - made just above
+        chosen: dict[str, Notifier] = {INAPP: SqlInbox(engine, clock)}
+        if settings.smtp_host:
+            chosen[EMAIL] = email_notifier(settings)
+        notifiers = chosen
+    dispatcher = Dispatcher(
+        store=store or SqlOutboxStore(engine),  # type: ignore[arg-type]
+        notifiers=notifiers, clock=clock,
+        worker=worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+        base_url=settings.public_base_url, batch_size=settings.worker_batch_size,
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        max_attempts=settings.worker_max_attempts)
+    if faults is not None:
+        dispatcher.faults = faults
+    return dispatcher

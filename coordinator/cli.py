@@ -37,6 +37,7 @@ from coordinator.errors import (
     InvalidDefinition,
     InvalidInput,
     MigrationBlocked,
+    ReminderNotFound,
     UnknownWorkflow,
 )
 from coordinator.persistence import migrate
@@ -76,6 +77,8 @@ def _norwegian(exc: CoordinatorError) -> str:
         return "saken ble endret av noen andre samtidig; prøv igjen"
     if isinstance(exc, InvalidInput):
         return f"ugyldig inndata: {exc.message}"
+    if isinstance(exc, ReminderNotFound):
+        return f"fant ingen melding som har gitt opp med id {d.get('reminder_id')}"
     if isinstance(exc, InvalidDefinition):
         return f"ugyldig arbeidsflytdefinisjon: {exc.message}"
     return exc.message
@@ -149,8 +152,11 @@ pilots_app = typer.Typer(help="Pilotene og deres arbeidsflyter.", no_args_is_hel
 workflow_app = typer.Typer(help="Arbeidsflytdefinisjoner.", no_args_is_help=True)
 case_app = typer.Typer(help="Én sak.", no_args_is_help=True)
 cases_app = typer.Typer(help="Mange saker: liste og migrering.", no_args_is_help=True)
+reminders_app = typer.Typer(help="Påminnelser: forfalte frister og meldinger som ga opp.",
+                            no_args_is_help=True)
 for _sub, _name in ((db_app, "db"), (demo_app, "demo"), (pilots_app, "pilots"),
-                    (workflow_app, "workflow"), (case_app, "case"), (cases_app, "cases")):
+                    (workflow_app, "workflow"), (case_app, "case"), (cases_app, "cases"),
+                    (reminders_app, "reminders")):
     app.add_typer(_sub, name=_name)
 
 
@@ -443,6 +449,82 @@ def cases_migrate(
     with _coordinator() as coordinator:
         report = coordinator.migrate(pilot, to, dry_run=dry_run)
     _print_migration(report, _console())
+
+
+# -- reminders and the worker --------------------------------------------------------------
+@app.command("worker")
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Send det som er forfalt, og avslutt.")
+                    ] = False,
+) -> None:
+    """Send påminnelser og varsler fra utboksen (APScheduler utløser hvert tikk)."""
+    from coordinator.bootstrap import build_dispatcher
+    from coordinator.clock import SystemClock
+    from coordinator.logging import configure
+    from coordinator.scheduling import runner
+
+    settings = Settings()
+    with _database() as (_, engine):
+        dispatcher = build_dispatcher(settings, engine=engine)
+        dispatcher.store.dead(limit=1)          # a bad database is one line here
+        if once:
+            report = dispatcher.dispatch_due()
+            typer.echo(f"Sendt {report.sent}, nye forsøk {report.retried}, "
+                       f"ga opp {report.dead}.")
+            return
+        configure("info")
+        typer.echo(f"Arbeider {dispatcher.worker} sender hvert "
+                   f"{settings.worker_tick_seconds:g}. sekund (stopp med Ctrl+C).", err=True)
+        runner.run(dispatcher.dispatch_due, tick_seconds=settings.worker_tick_seconds,
+                   first_run=SystemClock().now())
+
+
+@reminders_app.command("overdue")
+def reminders_overdue(
+    pilot: Annotated[str | None, typer.Option(help="Bare denne piloten.")] = None,
+) -> None:
+    """Vis saker med frister som er passert uten å være oppfylt, per pilot."""
+    with _coordinator() as coordinator:
+        items = coordinator.meetings.overdue(pilot)
+    console = _console()
+    if not items:
+        console.print("Ingen forfalte frister.")
+        return
+    table = _table(None, "Pilot", "Sak", "Tilstand", "Frist", "Forfalt (Oslo-tid)")
+    for i in items:
+        _row(table, i.pilot, i.case_id, i.state, i.deadline, _when(i.due_at))
+    console.print(table)
+    console.print(Text(f"{len(items)} forfalte frister."))
+
+
+@reminders_app.command("dead")
+def reminders_dead(
+    pilot: Annotated[str | None, typer.Option(help="Bare denne piloten.")] = None,
+) -> None:
+    """Vis meldinger som ga opp etter for mange mislykkede forsøk."""
+    if pilot is not None:
+        WorkflowRegistry.builtin().latest(pilot)
+    with _coordinator() as coordinator:
+        rows = coordinator.meetings.dead_letters(pilot)
+    console = _console()
+    if not rows:
+        console.print("Ingen meldinger har gitt opp.")
+        return
+    table = _table(None, "Id", "Pilot", "Sak", "Type", "Kanal", "Forsøk", "Siste feil")
+    for r in rows:
+        _row(table, r.id, r.pilot, r.case_id, r.kind, r.channel, r.attempts, r.last_error)
+    console.print(table)
+
+
+@reminders_app.command("retry")
+def reminders_retry(
+    reminder_id: Annotated[str, typer.Argument(metavar="ID", help="Meldingens id.")],
+) -> None:
+    """Prøv en melding som ga opp, på nytt."""
+    uid = _uuid(reminder_id, "meldings-id (UUID)")
+    with _coordinator() as coordinator:
+        row = coordinator.meetings.requeue(uid)
+    typer.echo(f"Melding {row.id} er lagt i kø igjen.")
 
 
 # -- development tokens ---------------------------------------------------------------------

@@ -104,6 +104,24 @@ class Settings(BaseSettings):
         if self.allow_synthetic_identifiers is not None:
             return self.allow_synthetic_identifiers
         return self.resolved_database_url.startswith("sqlite")
+    # -- reminders (docs/reminders.md) -----------------------------------------------------
+    public_base_url: str = Field(default="http://127.0.0.1:8000",
+                                 description="Base of the links in reminders")
+    smtp_host: str | None = Field(default=None,
+                                  description="SMTP server; unset: no e-mail, in-app only")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "ikke-svar@arbeid-og-helse.invalid"
+    smtp_recipient_domain: str = Field(
+        default="localhost", description="Domain for actor ids that are not addresses")
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    email_notifier: str = Field(default="adapters.smtp_email:SmtpNotifier",
+                                description="Import path of the e-mail adapter")
+    worker_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
+    worker_max_attempts: int = Field(default=8, ge=1, le=100)
 
     @property
     def resolved_database_url(self) -> str:

@@ -157,3 +157,23 @@ class AlreadyMember(Conflict):
 
 class MigrationBlocked(Conflict):
     code = "migration-blocked"
+
+
+class MeetingNotFound(NotFound):
+    code = "meeting-not-found"
+
+    def __init__(self, meeting_id: object) -> None:
+        super().__init__(f"meeting {meeting_id} was not found", meeting_id=str(meeting_id))
+
+
+class MeetingClosed(Conflict):
+    """The meeting was already held or cancelled; it cannot be changed any more."""
+
+    code = "meeting-closed"
+
+
+class ReminderNotFound(NotFound):
+    code = "reminder-not-found"
+
+    def __init__(self, reminder_id: object) -> None:
+        super().__init__(f"reminder {reminder_id} was not found", reminder_id=str(reminder_id))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.intake.model import (
@@ -16,6 +17,7 @@ from coordinator.intake.model import (
     MeasureRecord,
     TherapySession,
 )
+from coordinator.scheduling.outbox import OutboxRow, OutgoingMessage
 
 
 class Clock(Protocol):
@@ -98,6 +100,79 @@ class SessionRepository(Protocol):
     def add(self, session: TherapySession) -> None: ...
 
     def for_case(self, case_id: UUID) -> Sequence[TherapySession]: ...
+class MeetingRepository(Protocol):
+    def add(self, meeting: Meeting) -> None:
+        """Insert or replace (by id) on commit."""
+        ...
+
+    def get(self, meeting_id: UUID) -> Meeting:
+        """Raises: MeetingNotFound."""
+        ...
+
+    def for_case(self, case_id: UUID) -> Sequence[Meeting]:
+        """The case's meetings by start time (pending changes included)."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    """The case side of the outbox: every change is written on commit, in the same
+    transaction as the case change that caused it."""
+
+    def add(self, rows: Sequence[OutboxRow]) -> None:
+        """One-off notices (meeting invitations, cancellations)."""
+        ...
+
+    def replace_planned(self, case_id: UUID, rows: Sequence[OutboxRow]) -> None:
+        """Make ``rows`` the case's planned reminders: pending ``rule`` rows whose
+        (key, recipient, channel) is not among them are cancelled; rows not yet present
+        (in any status but cancelled) are inserted."""
+        ...
+
+    def cancel_meeting(self, meeting_id: UUID) -> None:
+        """Cancel the meeting's pending rows (its reminders and unsent notices)."""
+        ...
+
+    def cancel_case(self, case_id: UUID) -> None:
+        """Cancel every pending row of the case."""
+        ...
+
+    def for_case(self, case_id: UUID) -> Sequence[OutboxRow]:
+        """Committed rows of the case, by due time."""
+        ...
+
+
+class Notifier(Protocol):
+    """One delivery channel (e-mail, the in-app inbox, …)."""
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+        """Deliver a batch; per message id ``None`` when accepted, else an error text.
+        Sending a message id again must not create a second, different message."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The dispatcher's side of the outbox. Each call is one short transaction."""
+
+    def claim(self, worker: str, now: datetime, limit: int,
+              lease: timedelta) -> Sequence[OutboxRow]:
+        """Take up to ``limit`` rows that are due (pending with ``due_at <= now``, or
+        claimed with an expired lease) for ``worker`` until ``now + lease``. Two workers
+        never get the same row while its lease runs."""
+        ...
+
+    def complete(self, worker: str, now: datetime, sent: Sequence[UUID],
+                 failed: Sequence[tuple[UUID, str, datetime | None]]) -> tuple[int, int]:
+        """Mark ``sent`` rows sent (one delivery row each) and ``failed`` ones (id, error,
+        retry at; ``None`` = dead), only where ``worker`` still holds the claim. Returns
+        (rows marked sent, rows whose claim had been lost)."""
+        ...
+
+    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
+        ...
+
+    def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:
+        """Give a dead row new attempts, due now. Raises: ReminderNotFound."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -124,6 +199,12 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def meetings(self) -> MeetingRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
     def __enter__(self) -> Self: ...
 

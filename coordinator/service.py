@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from uuid import UUID
 
 from coordinator.access.policy import BRUKER, ROLES, Permission, Relation, trigger_permission
@@ -46,7 +47,9 @@ from coordinator.errors import (
     ReferrerNotAllowed,
     StaleVersion,
 )
-from coordinator.ports import Clock, UnitOfWork
+from coordinator.meetings import Meetings, replan
+from coordinator.ports import Clock, OutboxStore, UnitOfWork
+from coordinator.scheduling.outbox import INAPP
 from coordinator.workflows import deadlines, eligibility
 from coordinator.workflows.definition import CLOSED_STATES
 from coordinator.workflows.engine import Workflow
@@ -60,6 +63,13 @@ class Coordinator:
     uow: Callable[[], UnitOfWork]
     workflows: WorkflowRegistry
     clock: Clock
+    channels: tuple[str, ...] = (INAPP,)        # where reminders go (e-mail when configured)
+    outbox_store: OutboxStore | None = field(default=None, repr=False)
+
+    @cached_property
+    def meetings(self) -> Meetings:
+        """Meetings, reminders, the overdue view and dead letters (coordinator.meetings)."""
+        return Meetings(self.uow, self.workflows, self.clock, self.channels, self.outbox_store)
 
     # -- cases -------------------------------------------------------------------------
     def open_case(self, cmd: OpenCase) -> CaseSummary:
@@ -68,11 +78,11 @@ class Coordinator:
 
         Raises: PermissionDenied, InvalidInput, UnknownWorkflow, ReferrerNotAllowed,
         NotEligible."""
-        case, members = self.prepare_case(cmd, self.clock.now())
+        now = self.clock.now()
+        case, members = self.prepare_case(cmd, now)
         with self.uow() as uow:
-            uow.cases.add(case)
-            for member in members:
-                uow.members.add(member)
+            self.add_new_case(uow, case, members)
+            self.plan_reminders(uow, case, now)
             uow.commit()
         return CaseSummary.of(case)
 
@@ -98,6 +108,16 @@ class Coordinator:
                          profile=cmd.profile, by=cmd.actor, now=now, subject_id=cmd.subject_id)
         return case, team.members_of(case.id, members, cmd.actor, case)
 
+    def add_new_case(self, uow: UnitOfWork, case: Case, members: Sequence[Member]) -> None:
+        """Put a prepared case and its team into ``uow``; ``plan_reminders`` once the case
+        has reached the state it is committed in."""
+        uow.cases.add(case)
+        for member in members:
+            uow.members.add(member)
+
+    def plan_reminders(self, uow: UnitOfWork, case: Case, now: datetime) -> None:
+        replan(uow, case, self.workflows.get(*case.workflow_ref), now, self.channels)
+
     def fire(self, cmd: FireTrigger) -> CaseSummary:
         """Raises: CaseNotFound, NotCaseMember, PermissionDenied, StaleVersion,
         UnknownTrigger, InvalidInput, TransitionNotAllowed, GuardFailed, ConcurrentUpdate."""
@@ -111,6 +131,7 @@ class Coordinator:
             consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
             case.fire(cmd.trigger, by=cmd.actor, workflow=workflow, consents=consents,
                       args=dict(cmd.args), now=now)
+            replan(uow, case, workflow, now, self.channels)
             uow.commit()
             return CaseSummary.of(case)
 
@@ -192,8 +213,10 @@ class Coordinator:
             team.authorize(uow, by, case, Permission.MANAGE_TEAM)
             if any(m.actor_id == actor_id for m in uow.members.for_case(case_id)):
                 raise AlreadyMember(f"{actor_id} is already on the team", actor_id=actor_id)
-            member = case.add_member(actor_id, role, by=by, now=self.clock.now())
+            now = self.clock.now()
+            member = case.add_member(actor_id, role, by=by, now=now)
             uow.members.add(member)
+            replan(uow, case, self.workflows.get(*case.workflow_ref), now, self.channels)
             uow.commit()
             return member
 

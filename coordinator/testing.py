@@ -8,22 +8,40 @@ contract as the SQL unit of work (tests/integration/test_repository_contract.py)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
-from coordinator.errors import CaseNotFound, ConcurrentUpdate, CoordinatorError
+from coordinator.errors import (
+    CaseNotFound,
+    ConcurrentUpdate,
+    CoordinatorError,
+    MeetingNotFound,
+    ReminderNotFound,
+)
 from coordinator.intake.model import (
     FormResponse,
     IdempotencyRecord,
     MeasureRecord,
     TherapySession,
+)
+from coordinator.scheduling.outbox import (
+    CANCELLED,
+    CLAIMED,
+    DEAD,
+    PENDING,
+    RULE,
+    SENT,
+    OutboxRow,
+    OutgoingMessage,
 )
 
 
@@ -53,6 +71,10 @@ class InMemoryStore:
     forms: list[FormResponse] = field(default_factory=list)
     measures: list[MeasureRecord] = field(default_factory=list)
     sessions: list[TherapySession] = field(default_factory=list)
+    meetings: dict[UUID, Meeting] = field(default_factory=dict)
+    outbox: dict[UUID, OutboxRow] = field(default_factory=dict)
+    claims: dict[UUID, tuple[str, datetime]] = field(default_factory=dict)   # worker, lease
+    deliveries: dict[UUID, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -186,6 +208,146 @@ class _Rows:
 
     def for_case(self, case_id: UUID) -> Sequence[Any]:
         return [r for r in (*self.rows, *self.pending) if r.case_id == case_id]
+class _Meetings:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.pending: dict[UUID, Meeting] = {}
+
+    def add(self, meeting: Meeting) -> None:
+        self.pending[meeting.id] = meeting
+
+    def get(self, meeting_id: UUID) -> Meeting:
+        found = self.pending.get(meeting_id) or self.store.meetings.get(meeting_id)
+        if found is None:
+            raise MeetingNotFound(meeting_id)
+        return found
+
+    def for_case(self, case_id: UUID) -> Sequence[Meeting]:
+        found = {**self.store.meetings, **self.pending}
+        return sorted((m for m in found.values() if m.case_id == case_id),
+                      key=lambda m: (m.starts_at, str(m.id)))
+
+
+class _Outbox:
+    """Queues changes like the SQL repository; ``apply`` runs them inside commit."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.ops: list[Callable[[], None]] = []
+
+    def add(self, rows: Sequence[OutboxRow]) -> None:
+        self.ops.append(lambda: self.store.outbox.update({r.id: r for r in rows}))
+
+    def replace_planned(self, case_id: UUID, rows: Sequence[OutboxRow]) -> None:
+        def run() -> None:
+            existing = [r for r in self.store.outbox.values() if r.case_id == case_id
+                        and r.source == RULE and r.status != CANCELLED]
+            wanted = {(r.key, r.recipient, r.channel): r for r in rows}
+            for r in existing:
+                if r.status == PENDING and (r.key, r.recipient, r.channel) not in wanted:
+                    self.store.outbox[r.id] = dataclasses.replace(r, status=CANCELLED)
+            present = {(r.key, r.recipient, r.channel) for r in existing}
+            self.store.outbox.update({r.id: r for k, r in wanted.items() if k not in present})
+        self.ops.append(run)
+
+    def _cancel(self, keep: Callable[[OutboxRow], bool]) -> None:
+        for r in list(self.store.outbox.values()):
+            if r.status == PENDING and keep(r):
+                self.store.outbox[r.id] = dataclasses.replace(r, status=CANCELLED)
+
+    def cancel_meeting(self, meeting_id: UUID) -> None:
+        self.ops.append(lambda: self._cancel(lambda r: r.meeting_id == meeting_id))
+
+    def cancel_case(self, case_id: UUID) -> None:
+        self.ops.append(lambda: self._cancel(lambda r: r.case_id == case_id))
+
+    def for_case(self, case_id: UUID) -> Sequence[OutboxRow]:
+        return sorted((r for r in self.store.outbox.values() if r.case_id == case_id),
+                      key=lambda r: (r.due_at, r.key))
+
+    def apply(self) -> None:
+        for op in self.ops:
+            op()
+        self.ops.clear()
+
+
+class InMemoryOutboxStore:
+    """The dispatcher's side of the in-memory outbox (same contract as ``SqlOutboxStore``)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+
+    def _due(self, r: OutboxRow, now: datetime) -> bool:
+        if r.status == PENDING:
+            return r.due_at <= now
+        return r.status == CLAIMED and self.store.claims[r.id][1] < now
+
+    def claim(self, worker: str, now: datetime, limit: int,
+              lease: timedelta) -> Sequence[OutboxRow]:
+        with self.store.lock:
+            due = sorted((r for r in self.store.outbox.values() if self._due(r, now)),
+                         key=lambda r: r.due_at)[:limit]
+            for r in due:
+                self.store.outbox[r.id] = dataclasses.replace(r, status=CLAIMED)
+                self.store.claims[r.id] = (worker, now + lease)
+            return [self.store.outbox[r.id] for r in due]
+
+    def complete(self, worker: str, now: datetime, sent: Sequence[UUID],
+                 failed: Sequence[tuple[UUID, str, datetime | None]]) -> tuple[int, int]:
+        with self.store.lock:
+            def mine(i: UUID) -> bool:
+                return (self.store.outbox[i].status == CLAIMED
+                        and self.store.claims[i][0] == worker)
+            marked = [i for i in sent if mine(i)]
+            for i in marked:
+                self.store.outbox[i] = dataclasses.replace(self.store.outbox[i], status=SENT,
+                                                           sent_at=now)
+                self.store.deliveries[i] = worker
+            lost = len(sent) - len(marked)
+            for i, error, retry_at in failed:
+                if not mine(i):
+                    lost += 1
+                    continue
+                r = self.store.outbox[i]
+                self.store.outbox[i] = dataclasses.replace(
+                    r, status=DEAD if retry_at is None else PENDING, attempts=r.attempts + 1,
+                    last_error=error, due_at=retry_at or r.due_at)
+            return len(marked), lost
+
+    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
+        return sorted((r for r in self.store.outbox.values() if r.status == DEAD
+                       and (pilot is None or r.pilot == pilot)),
+                      key=lambda r: (r.due_at, str(r.id)))[:limit]
+
+    def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:
+        with self.store.lock:
+            r = self.store.outbox.get(outbox_id)
+            if r is None or r.status != DEAD:
+                raise ReminderNotFound(outbox_id)
+            self.store.outbox[outbox_id] = dataclasses.replace(r, status=PENDING, attempts=0,
+                                                               due_at=now)
+            return self.store.outbox[outbox_id]
+
+
+class RecordingNotifier:
+    """A fake channel: keeps what it was given, one message per id (like a receiver that
+    de-duplicates by Message-ID). ``fail_for`` recipients get an error back."""
+
+    def __init__(self, fail_for: frozenset[str] = frozenset()) -> None:
+        self.fail_for = fail_for
+        self.messages: dict[UUID, OutgoingMessage] = {}
+        self.attempts: list[UUID] = []
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+        out: dict[UUID, str | None] = {}
+        for m in messages:
+            self.attempts.append(m.id)
+            if m.recipient in self.fail_for:
+                out[m.id] = f"recipient {m.recipient} refused"
+                continue
+            self.messages.setdefault(m.id, m)
+            out[m.id] = None
+        return out
 
 
 class InMemoryUnitOfWork:
@@ -201,6 +363,8 @@ class InMemoryUnitOfWork:
         self.forms = _Rows(self.store.forms)
         self.measures = _Rows(self.store.measures)
         self.sessions = _Rows(self.store.sessions)
+        self.meetings = _Meetings(self.store)
+        self.outbox = _Outbox(self.store)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -212,6 +376,8 @@ class InMemoryUnitOfWork:
             rows.pending.clear()
         self.idempotency.claimed.clear()
         self.idempotency.pending.clear()
+        self.meetings.pending.clear()
+        self.outbox.ops.clear()
 
     def commit(self) -> None:
         with self.store.lock:
@@ -246,6 +412,9 @@ class InMemoryUnitOfWork:
             for rows in (self.forms, self.measures, self.sessions):
                 rows.rows.extend(rows.pending)
                 rows.pending.clear()
+            self.store.meetings.update(self.meetings.pending)
+            self.meetings.pending.clear()
+            self.outbox.apply()
 
 
 # -- synthetic identifiers ----------------------------------------------------------------
@@ -300,3 +469,4 @@ def synthetic_orgnr(seed: int = 0) -> str:
 def synthetic_hpr(seed: int = 0) -> str:
     """A nine-digit HPR number from 9xxxxxxxx (HPR numbers have no check digit)."""
     return f"9{seed % 100_000_000:08d}"
+

@@ -42,6 +42,7 @@ class Permission(StrEnum):
     VIEW_ACCESS_LOG = "view_access_log"
     LIST_CASES = "list_cases"             # every case's metadata (relation NONE)
     VIEW_AGGREGATES = "view_aggregates"   # counts only (relation NONE)
+    OVERSEE_REMINDERS = "oversee_reminders"   # overdue cases and dead letters, ids only (NONE)
 
 
 class Relation(StrEnum):
@@ -84,7 +85,8 @@ TABLE: Mapping[str, Mapping[Permission, frozenset[Relation]]] = {
     "auditor": {**dict.fromkeys((P.VIEW_METADATA, P.VIEW_HISTORY, P.VIEW_CONSENT_LOG,
                                  P.VIEW_ACCESS_LOG), _ANY_CASE),
                 P.LIST_CASES: frozenset({R.NONE}), P.VIEW_AGGREGATES: frozenset({R.NONE})},
-    "prosjektleder": {P.VIEW_AGGREGATES: frozenset({R.NONE})},
+    "prosjektleder": {P.VIEW_AGGREGATES: frozenset({R.NONE}),
+                      P.OVERSEE_REMINDERS: frozenset({R.NONE})},
     SYSTEM_ROLE: {p: frozenset(Relation) for p in Permission},
 }
 

@@ -129,6 +129,11 @@ class Case:
                      {"actor_id": actor_id, "role": role})
         return Member(self.id, actor_id, role, now, by.id)
 
+    def note(self, kind: str, *, by: Actor, now: datetime, data: dict[str, Any]) -> None:
+        """A change beside the workflow (a meeting scheduled, moved, cancelled or held):
+        one event and one version, like every other change of the case."""
+        self._record(kind, by, self.state, self.state, None, None, now, data)
+
     def _record(self, kind: str, by: Actor, src: str | None, dst: str, trigger: str | None,
                 reason: str | None, now: datetime, data: dict[str, Any]) -> None:
         self.updated_at = now

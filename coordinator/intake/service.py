@@ -78,10 +78,9 @@ class Intake:
             if self.hook is not None:
                 self.hook()
             with self.coordinator.uow() as uow:
-                uow.cases.add(case)
-                for member in members:
-                    uow.members.add(member)
+                self.coordinator.add_new_case(uow, case, members)
                 self._attach(uow, case, referral, actor, now)
+                self.coordinator.plan_reminders(uow, case, now)
                 receipt = ReferralReceipt(case.id, case.pilot, case.workflow_version,
                                           case.state)
                 uow.idempotency.complete(key.source, key.key, case.id, receipt.to_json(), now)

@@ -176,3 +176,69 @@ therapy_sessions = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Index(None, "case_id", "held_on"),
 )
+
+meetings = Table(
+    "meetings", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("participants", Json, nullable=False),           # roles invited
+    Column("status", String(20), nullable=False),           # scheduled, cancelled, held
+    Column("sequence", Integer, nullable=False),            # iCalendar SEQUENCE
+    Column("attendees", Json, nullable=True),               # roles present, once held
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "case_id", "starts_at"),
+)
+
+# Outbound messages, written in the same transaction as the change that causes them.
+# Only the dispatcher sends them (docs/reminders.md).
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Uuid, primary_key=True),                   # also the e-mail Message-ID
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=True),
+    Column("pilot", String(40), nullable=False),
+    Column("meeting_id", Uuid, nullable=True),
+    Column("source", String(10), nullable=False),           # rule (re-planned) or notice
+    Column("key", String(200), nullable=False),             # what the row is about
+    Column("kind", String(40), nullable=False),
+    Column("channel", String(20), nullable=False),          # email, inapp
+    Column("recipient", String(200), nullable=False),       # actor id
+    Column("due_at", UTCDateTime, nullable=False),          # first due, then next retry
+    Column("status", String(20), nullable=False),           # pending claimed sent dead cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index(None, "status", "due_at"),
+    Index(None, "case_id", "status"),
+    Index(None, "meeting_id"),
+)
+
+# One row per delivered outbox row: the unique key makes "marked sent twice" impossible.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("outbox_id", Uuid, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True),
+    Column("delivered_at", UTCDateTime, nullable=False),
+    Column("worker", String(100), nullable=False),
+)
+
+# The in-app inbox: what the in-app channel delivers, one row per outbox row.
+inbox_messages = Table(
+    "inbox_messages", metadata,
+    Column("outbox_id", Uuid, primary_key=True),
+    Column("recipient", String(200), nullable=False),
+    Column("case_id", Uuid, nullable=True),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("link", String(500), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("read_at", UTCDateTime, nullable=True),
+    Index(None, "recipient", "created_at"),
+)

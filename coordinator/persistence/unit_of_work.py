@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import Engine, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, delete, exists, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -28,6 +28,7 @@ from coordinator.intake.model import (
     TherapySession,
 )
 from coordinator.persistence.mapping import start_mappers
+from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import (
     case_events,
     case_forms,
@@ -290,6 +291,8 @@ class SqlUnitOfWork:
         self.forms = SqlFormRepository(self.session)
         self.measures = SqlMeasureRepository(self.session)
         self.sessions = SqlSessionRepository(self.session)
+        self.meetings = SqlMeetingRepository(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -302,19 +305,13 @@ class SqlUnitOfWork:
         for case in touched:
             # Every event is a new version, even when no column changed (a member added
             # within the same clock tick as the last change): force the versioned UPDATE.
-            flag_modified(case, "updated_at")
+            if inspect(case).persistent:
+                flag_modified(case, "updated_at")
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
-            rows = []
-            for case in touched:
-                if len(case.events) != 1:
-                    raise CoordinatorError("a unit of work may change a case only once")
-                rows.append(_event_row(case.events[0], case.version))
-            if rows:
-                self.session.connection().execute(insert(case_events), rows)
-            self.consents.flush()
-            self.members.flush()
-            for repo in (self.forms, self.measures, self.sessions, self.idempotency):
+            self._write_events(touched)
+            for repo in (self.consents, self.members, self.forms, self.measures,
+                         self.sessions, self.idempotency, self.meetings, self.outbox):
                 repo.flush()
             self.session.commit()
         except StaleDataError as exc:
@@ -328,5 +325,14 @@ class SqlUnitOfWork:
             raise
         for case in touched:
             case.events.clear()
+
+    def _write_events(self, touched: list[Case]) -> None:
+        rows = []
+        for case in touched:
+            if len(case.events) != 1:
+                raise CoordinatorError("a unit of work may change a case only once")
+            rows.append(_event_row(case.events[0], case.version))
+        if rows:
+            self.session.connection().execute(insert(case_events), rows)
 
 

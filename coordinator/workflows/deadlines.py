@@ -43,6 +43,31 @@ def add_workdays(start: datetime, workdays: int) -> datetime:
     return _end_of(day)
 
 
+OFFICE_HOUR = time(9)
+
+
+def workday_on_or_before(day: date) -> date:
+    while not is_workday(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def workday_on_or_after(day: date) -> date:
+    while not is_workday(day):
+        day += timedelta(days=1)
+    return day
+
+
+def office_morning(day: date) -> datetime:
+    """09:00 Oslo time on ``day``, as UTC (right on both sides of a DST change)."""
+    return datetime.combine(day, OFFICE_HOUR, tzinfo=OSLO).astimezone(UTC)
+
+
+def last_counted_day(due: datetime) -> date:
+    """The local day a deadline ending at ``due`` (local midnight) last counts."""
+    return (due.astimezone(OSLO) - timedelta(microseconds=1)).date()
+
+
 def add_weeks(start: datetime, weeks: int) -> datetime:
     return _end_of(start.astimezone(OSLO).date() + timedelta(weeks=weeks))
 

@@ -257,3 +257,31 @@ def test_demo_load_if_empty_loads_once(library: Coordinator, migrated: str) -> N
     again = invoke(migrated, "demo", "load", "--if-empty")
     assert again.exit_code == 0 and "allerede" in again.stdout
     assert library.count_cases() == loaded
+
+
+# -- reminders ------------------------------------------------------------------------------
+def test_reminders_overdue_lists_late_kartlegging_and_worker_once_sends_them(
+        env: dict[str, str], migrated: str, library: Coordinator, clock: FakeClock) -> None:
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2024, 3, 1, 8, 0, tzinfo=UTC))        # long ago: overdue by now
+    late = open_case(library, "ha")
+    on_time = open_case(library, "ringsaker")                  # no deadline before the plan
+    result = invoke(migrated, "reminders", "overdue", "--pilot", "ha")
+    assert result.exit_code == 0, result.output
+    assert [(r[0], r[1], r[3]) for r in table_rows(result.output)] == [
+        ("ha", str(late), "kartlegging")]
+    assert str(on_time) not in invoke(migrated, "reminders", "overdue").output
+    sent = run(env, "worker", "--once")
+    assert sent.returncode == 0, sent.stderr
+    assert "Sendt 2," in sent.stdout                           # due soon + overdue, in-app
+    assert "Ingen meldinger har gitt opp." in invoke(migrated, "reminders", "dead").output
+
+
+def test_reminders_bad_arguments_are_one_line(env: dict[str, str], migrated: str) -> None:
+    line = assert_one_error_line(run(env, "reminders", "overdue", "--pilot", "atlantis"))
+    assert "atlantis" in line
+    line = assert_one_error_line(run(env, "reminders", "retry", "nope"))
+    assert "nope" in line
+    line = assert_one_error_line(run(env, "reminders", "retry", str(uuid.uuid4())))
+    assert "fant ingen melding" in line

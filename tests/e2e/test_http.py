@@ -286,6 +286,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.IdempotencyInFlight: (lambda: errors.IdempotencyInFlight("busy", key="k"), 409),
     errors.IdempotencyKeyReused: (lambda: errors.IdempotencyKeyReused("other", key="k"), 422),
     errors.AlreadyRecorded: (lambda: errors.AlreadyRecorded("twice", phase="end"), 409),
+    errors.MeetingNotFound: (lambda: errors.MeetingNotFound("m-1"), 404),
+    errors.MeetingClosed: (lambda: errors.MeetingClosed("held", status="held"), 409),
+    errors.ReminderNotFound: (lambda: errors.ReminderNotFound("r-1"), 404),
 }
 
 

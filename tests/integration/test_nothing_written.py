@@ -23,6 +23,7 @@ from coordinator.errors import (
     CoordinatorError,
     GuardFailed,
     InvalidInput,
+    MeetingNotFound,
     NotEligible,
     ReferrerNotAllowed,
     StaleVersion,
@@ -30,6 +31,7 @@ from coordinator.errors import (
     UnknownTrigger,
     UnknownWorkflow,
 )
+from coordinator.meetings import ScheduleMeeting
 from coordinator.persistence.tables import cases, metadata
 from coordinator.service import Coordinator
 from coordinator.testing import FakeClock
@@ -93,6 +95,14 @@ def refusals(c: Coordinator, case_id: uuid.UUID,
             grant(case_id, valid_to=clock.now() - timedelta(days=1))), InvalidInput),
         ("consent for an unknown case", lambda: c.grant_consent(grant(uuid.uuid4())),
          CaseNotFound),
+        ("meeting in the past", lambda: c.meetings.schedule(ScheduleMeeting(
+            case_id, "intake", clock.now() - timedelta(hours=2),
+            clock.now() - timedelta(hours=1), ("fastlege",), GP)), InvalidInput),
+        ("meeting of an unknown kind", lambda: c.meetings.schedule(ScheduleMeeting(
+            case_id, "party", clock.now() + timedelta(days=2),
+            clock.now() + timedelta(days=2, hours=1), ("fastlege",), GP)), InvalidInput),
+        ("unknown meeting", lambda: c.meetings.cancel(uuid.uuid4(), actor=GP),
+         MeetingNotFound),
     ]
 
 
@@ -104,7 +114,8 @@ def test_every_refusal_leaves_every_table_and_the_case_unchanged(engine: Engine)
     c.fire(FireTrigger(case_id, "record_outcome", GP, {"phase": "start"}))
     c.grant_consent(grant(case_id))
     before = snapshot(engine, case_id)
-    assert before[0] == {"cases": 1, "case_events": 3, "consents": 1, "case_members": 1}
+    assert before[0] == {"cases": 1, "case_events": 3, "consents": 1, "case_members": 1,
+                         "outbox": 2}
     assert (before[1]["state"], before[1]["version"]) == ("intake", 3)
     for name, call, error in refusals(c, case_id, clock):
         clock.advance(minutes=1)
@@ -117,7 +128,8 @@ def test_every_refusal_leaves_every_table_and_the_case_unchanged(engine: Engine)
     assert time.perf_counter() - started < 5
     assert (done.state, done.version) == ("consent", 4)
     counts, row = snapshot(engine, case_id)
-    assert counts == {"cases": 1, "case_events": 4, "consents": 1, "case_members": 1}
+    assert counts == {"cases": 1, "case_events": 4, "consents": 1, "case_members": 1,
+                      "outbox": 2}
     assert row["version"] == 4
 
 

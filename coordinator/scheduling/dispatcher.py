@@ -1,0 +1,99 @@
+"""The dispatcher: claims due outbox rows, sends them, marks them sent. No business state.
+
+One batch: claim up to ``batch_size`` due rows under a lease (one transaction), render and
+send them per channel (the outbox id is the Message-ID / idempotency key), then mark them
+sent or failed where this worker still holds the claim (one transaction). A failed send is
+retried with back-off; after ``max_attempts`` failures the row is ``dead`` and shows up in
+the prosjektleder's dead-letter list. A worker that dies mid-batch leaves claimed rows
+whose lease runs out; the next tick of any worker takes them again, so nothing is lost
+(a message may then be sent again with the same id).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+from coordinator.ports import Clock, Notifier, OutboxStore
+from coordinator.scheduling import policy
+from coordinator.scheduling.messages import render
+from coordinator.scheduling.outbox import DispatchReport, OutboxRow, OutgoingMessage
+
+FAULT_POINTS = ("after_claim", "mid_batch", "after_send_before_commit")
+
+
+def _no_fault(point: str) -> None:
+    return None
+
+
+@dataclass
+class Dispatcher:
+    store: OutboxStore
+    notifiers: Mapping[str, Notifier]
+    clock: Clock
+    worker: str
+    base_url: str = "http://127.0.0.1:8000"
+    batch_size: int = 200
+    lease: timedelta = timedelta(seconds=60)
+    max_attempts: int = policy.MAX_ATTEMPTS
+    faults: Callable[[str], None] = field(default=_no_fault)   # test-only (bootstrap override)
+
+    def dispatch_due(self, max_batches: int = 10_000) -> DispatchReport:
+        """Drain what is due now, batch after batch."""
+        total = DispatchReport()
+        for _ in range(max_batches):
+            r = self.dispatch_batch()
+            total = DispatchReport(total.claimed + r.claimed, total.sent + r.sent,
+                                   total.retried + r.retried, total.dead + r.dead,
+                                   total.lost_claims + r.lost_claims)
+            if r.claimed < self.batch_size:
+                break
+        return total
+
+    def dispatch_batch(self) -> DispatchReport:
+        rows = self.store.claim(self.worker, self.clock.now(), self.batch_size, self.lease)
+        if not rows:
+            return DispatchReport()
+        self.faults("after_claim")
+        results = self._send(rows)
+        self.faults("after_send_before_commit")
+        now = self.clock.now()
+        sent = [r.id for r in rows if results.get(r.id, "") is None]
+        failed = []
+        dead = 0
+        for r in rows:
+            error = results.get(r.id, "no result from the notifier")
+            if error is None:
+                continue
+            attempts = r.attempts + 1
+            give_up = policy.is_dead(attempts, self.max_attempts)
+            dead += give_up
+            failed.append((r.id, error, None if give_up else now + policy.backoff(attempts)))
+        marked, lost = self.store.complete(self.worker, now, sent, failed)
+        return DispatchReport(len(rows), marked, len(failed) - dead, dead, lost)
+
+    def _send(self, rows: Sequence[OutboxRow]) -> dict[UUID, str | None]:
+        results: dict[UUID, str | None] = {}
+        groups: dict[str, list[OutgoingMessage]] = defaultdict(list)
+        for r in rows:
+            try:
+                groups[r.channel].append(render(r, self.base_url))
+            except (KeyError, ValueError, TypeError) as exc:
+                results[r.id] = f"cannot render: {type(exc).__name__}: {exc}"
+        for i, (channel, messages) in enumerate(sorted(groups.items())):
+            if i:
+                self.faults("mid_batch")
+            notifier = self.notifiers.get(channel)
+            if notifier is None:
+                results.update(dict.fromkeys((m.id for m in messages),
+                                             f"no notifier for channel {channel!r}"))
+                continue
+            try:
+                results.update(notifier.send(messages))
+            except Exception as exc:          # the adapter failed as a whole: retry them all
+                results.update(dict.fromkeys((m.id for m in messages),
+                                             f"{type(exc).__name__}: {exc}"))
+        return results

@@ -1,0 +1,249 @@
+"""The dispatcher drains the outbox: on the in-memory fake, SQLite (conditional UPDATE +
+rowcount) and PostgreSQL (FOR UPDATE SKIP LOCKED), with fake channels whose contract the
+SMTP adapter also passes (test_notifier_contract.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from coordinator.bootstrap import build
+from coordinator.cases.commands import OpenCase
+from coordinator.cases.model import Actor
+from coordinator.demo import JOURNEYS, actor, referral, take_step, team
+from coordinator.errors import PermissionDenied, ReminderNotFound
+from coordinator.meetings import ScheduleMeeting
+from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
+from coordinator.persistence.tables import deliveries
+from coordinator.ports import OutboxStore
+from coordinator.scheduling.dispatcher import Dispatcher
+from coordinator.scheduling.outbox import (
+    CLAIMED,
+    DEAD,
+    EMAIL,
+    INAPP,
+    NOTICE,
+    PENDING,
+    SENT,
+    OutboxRow,
+    OutgoingMessage,
+)
+from coordinator.service import Coordinator
+from coordinator.testing import (
+    FakeClock,
+    InMemoryOutboxStore,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+    RecordingNotifier,
+)
+from coordinator.workflows.deadlines import OSLO
+
+NAV = actor("ha", "nav_veileder")
+LEAD = Actor("pl-1", "prosjektleder")
+CHANNELS = (EMAIL, INAPP)
+
+
+def oslo(*args: int) -> datetime:
+    return datetime(*args, tzinfo=OSLO)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def setup(request: pytest.FixtureRequest,
+          clock: FakeClock) -> tuple[Coordinator, OutboxStore, Engine | None]:
+    if request.param == "memory":
+        store = InMemoryStore()
+        mem = InMemoryOutboxStore(store)
+        return (build(clock=clock, uow=lambda: InMemoryUnitOfWork(store), outbox_store=mem,
+                      channels=CHANNELS), mem, None)
+    engine: Engine = request.getfixturevalue(f"{request.param.replace('postgres', 'pg')}_engine")
+    sql = SqlOutboxStore(engine)
+    return build(engine=engine, clock=clock, channels=CHANNELS, outbox_store=sql), sql, engine
+
+
+def dispatcher(store: OutboxStore, clock: FakeClock, worker: str = "w1",
+               **notifiers: RecordingNotifier) -> Dispatcher:
+    chosen = notifiers or {EMAIL: RecordingNotifier(), INAPP: RecordingNotifier()}
+    return Dispatcher(store, chosen, clock, worker, base_url="https://app.example.no",
+                      batch_size=50, lease=timedelta(seconds=60))
+
+
+def case_with_meeting(c: Coordinator, clock: FakeClock) -> tuple[UUID, UUID]:
+    clock.set(oslo(2027, 3, 1, 9))
+    channel, person = referral("ha", clock.now().date())
+    case_id = c.open_case(OpenCase("ha", channel, person, actor("ha", "fastlege"),
+                                   team=team("ha"))).id
+    for step in JOURNEYS["ha"][:3]:
+        take_step(c, case_id, "ha", step)
+    start = oslo(2027, 3, 9, 10)
+    meeting = c.meetings.schedule(ScheduleMeeting(case_id, "get_to_know", start,
+                                                  start + timedelta(hours=1),
+                                                  ("nav_veileder", "kognitiv_terapeut"), NAV))
+    return case_id, meeting.id
+
+
+def statuses(c: Coordinator, case_id: UUID) -> dict[tuple[str, str, str], str]:
+    with c.uow() as uow:
+        return {(r.kind, r.recipient, r.channel): r.status for r in uow.outbox.for_case(case_id)
+                if r.meeting_id is not None}
+
+
+def test_due_messages_go_out_once_and_reminders_wait_for_their_time(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    case_id, _ = case_with_meeting(c, clock)
+    email, inapp = RecordingNotifier(), RecordingNotifier()
+    d = dispatcher(store, clock, email=email, inapp=inapp)
+    first = d.dispatch_due()
+    invitations = {(m.recipient, m.subject) for m in email.messages.values()}
+    assert invitations == {(a.id, "Møteinnkalling 09.03.2027 kl. 10:00")
+                           for a in (NAV, actor("ha", "kognitiv_terapeut"))}
+    assert len(inapp.messages) == 2 and first.sent == 4
+    assert all(m.invite is not None for m in email.messages.values())
+    assert d.dispatch_due().claimed == 0                       # nothing due twice
+    clock.set(oslo(2027, 3, 8, 9))                             # Monday 09:00: the reminder
+    assert d.dispatch_due().sent == 4
+    assert set(statuses(c, case_id).values()) == {SENT}
+    assert len(email.attempts) == len(set(email.attempts)) == 4
+
+
+def test_failures_back_off_then_go_dead_and_the_prosjektleder_sees_and_requeues_them(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    case_with_meeting(c, clock)
+    nav_fails = RecordingNotifier(fail_for=frozenset({NAV.id}))
+    d = dispatcher(store, clock, email=nav_fails, inapp=RecordingNotifier())
+    d.max_attempts = 3
+    assert d.dispatch_due().retried == 1
+    assert d.dispatch_due().claimed == 0                       # backing off for 30 s
+    clock.advance(seconds=30)
+    assert d.dispatch_due().retried == 1                       # 2nd failure: wait 60 s
+    clock.advance(seconds=59)
+    assert d.dispatch_due().claimed == 0
+    clock.advance(seconds=1)
+    assert d.dispatch_due().dead == 1
+    [dead] = c.meetings.dead_letters("ha", actor=LEAD)
+    assert (dead.recipient, dead.channel, dead.status, dead.attempts) == (NAV.id, EMAIL, DEAD, 3)
+    assert "refused" in (dead.last_error or "")
+    assert c.meetings.dead_letters("ringsaker", actor=LEAD) == []
+    with pytest.raises(PermissionDenied):
+        c.meetings.dead_letters(actor=NAV)
+    again = c.meetings.requeue(dead.id, actor=LEAD)
+    assert (again.status, again.attempts) == (PENDING, 0)
+    with pytest.raises(ReminderNotFound):
+        c.meetings.requeue(dead.id, actor=LEAD)                # no longer dead
+    d.notifiers = {EMAIL: RecordingNotifier(), INAPP: RecordingNotifier()}
+    assert d.dispatch_due().sent == 1
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_claim_cannot_mark_it(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    case_with_meeting(c, clock)
+    taken = store.claim("dead-worker", clock.now(), 100, timedelta(seconds=60))
+    assert taken and all(r.status == CLAIMED for r in taken)
+    b = dispatcher(store, clock, "w2")
+    assert b.dispatch_due().claimed == 0                       # lease still running
+    clock.advance(seconds=61)
+    assert b.dispatch_due().sent == len(taken)
+    assert store.complete("dead-worker", clock.now(), [taken[0].id], []) == (0, 1)
+
+
+def _rows(n: int, now: datetime) -> list[OutboxRow]:
+    return [OutboxRow(uuid.uuid4(), None, "ha", NOTICE, f"bulk:{i}", "deadline_overdue", INAPP,
+                      f"user-{i % 7}", now - timedelta(seconds=i % 5), None,
+                      {"deadline": "kartlegging", "due_at": now.isoformat()}) for i in range(n)]
+
+
+class SlowRecorder:
+    """Records every send from any thread, taking a little time per message."""
+
+    def __init__(self, log: list[tuple[str, UUID]], name: str) -> None:
+        self.log, self.name = log, name
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+        for m in messages:
+            time.sleep(0.001)
+            self.log.append((self.name, m.id))
+        return dict.fromkeys((m.id for m in messages), None)
+
+
+def _race(store: OutboxStore, clock: FakeClock, n: int) -> list[tuple[str, UUID]]:
+    log: list[tuple[str, UUID]] = []
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        d = Dispatcher(store, {INAPP: SlowRecorder(log, name)}, clock, name, batch_size=25)  # type: ignore[dict-item]
+        start.wait()
+        try:
+            while d.dispatch_batch().claimed:
+                pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return log
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_two_concurrent_dispatchers_send_every_row_exactly_once(
+        request: pytest.FixtureRequest, clock: FakeClock, backend: str) -> None:
+    engine: Engine = request.getfixturevalue(f"{backend.replace('postgres', 'pg')}_engine")
+    c = build(engine=engine, clock=clock)
+    rows = _rows(400, clock.now())
+    with c.uow() as uow:
+        uow.outbox.add(rows)
+        uow.commit()
+    log = _race(SqlOutboxStore(engine), clock, len(rows))
+    sent = [i for _, i in log]
+    assert len(sent) == len(set(sent)) == len(rows)            # none twice, none lost
+    assert set(sent) == {r.id for r in rows}
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(deliveries)) == len(rows)
+    if backend == "postgres":                                  # SKIP LOCKED: both worked
+        assert {w for w, _ in log} == {"w0", "w1"}
+
+
+def test_in_app_messages_land_in_the_inbox_once_even_when_sent_twice(
+        sqlite_engine: Engine, clock: FakeClock) -> None:
+    c = build(engine=sqlite_engine, clock=clock, channels=(INAPP,))
+    case_id, _ = case_with_meeting(c, clock)
+    inbox = SqlInbox(sqlite_engine, clock)
+    d = Dispatcher(SqlOutboxStore(sqlite_engine), {INAPP: inbox}, clock, "w1",
+                   base_url="https://app.example.no")
+    assert d.dispatch_due().sent == 2
+    [item] = inbox.messages_for(NAV.id)
+    assert item.case_id == case_id
+    assert item.subject == "Møteinnkalling 09.03.2027 kl. 10:00"
+    assert "bli kjent-samtale" in item.body                    # the app may say what it is
+    again = OutgoingMessage(item.id, INAPP, NAV.id, "x", "y", "z", case_id)
+    assert inbox.send([again]) == {item.id: None}
+    assert len(inbox.messages_for(NAV.id)) == 1
+
+
+def test_a_notifier_that_raises_makes_the_whole_batch_retry(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    case_with_meeting(c, clock)
+
+    class Down:
+        def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+            raise ConnectionRefusedError("smtp down")
+
+    d = Dispatcher(store, {EMAIL: Down(), INAPP: RecordingNotifier()}, clock, "w1")  # type: ignore[dict-item]
+    report = d.dispatch_due()
+    assert (report.sent, report.retried) == (2, 2)
+

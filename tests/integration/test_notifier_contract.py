@@ -1,0 +1,198 @@
+"""One contract for every ``Notifier``: the fake (``RecordingNotifier``) and the real SMTP
+adapter against a real aiosmtpd server, whose received mail is parsed back, .ics included.
+
+What a notifier must do: accept each message once under its outbox id, deliver to the
+recipient, carry only a link and a time (no health details), and for meeting notices an
+invitation whose UID, SEQUENCE, method and times match.
+"""
+
+from __future__ import annotations
+
+import email
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from icalendar import Calendar
+
+from adapters.smtp_email import SmtpNotifier, message_id
+from coordinator.scheduling.messages import render
+from coordinator.scheduling.outbox import EMAIL, NOTICE, RULE, OutboxRow, OutgoingMessage
+from coordinator.testing import RecordingNotifier
+
+BASE = "https://koordinator.example.no"
+CASE = uuid.UUID("00000000-0000-4000-8000-000000000001")
+STARTS = datetime(2027, 3, 30, 8, 0, tzinfo=UTC)            # 10:00 in Oslo (CEST)
+# Words that would reveal health or programme details if they reached an inbox.
+SENSITIVE = ("bli kjent", "kartlegging", "fastlege", "terapeut", "psykisk", "ha", "Hå",
+             "pilot", "get_to_know", "helse", "diagnos")
+
+
+@dataclass(frozen=True)
+class Received:
+    id: uuid.UUID
+    to: str
+    subject: str
+    body: str
+    invite: dict[str, Any] | None
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address.startswith("refused@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[_Collect, int]]:
+    handler = _Collect()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def _from_mail(m: Message) -> Received:
+    text, invite = "", None
+    for part in m.walk():
+        if part.get_content_type() == "text/plain":
+            text = part.get_payload(decode=True).decode()           # type: ignore[union-attr]
+        elif part.get_content_type() == "text/calendar":
+            cal = Calendar.from_ical(part.get_payload(decode=True))
+            [event] = cal.walk("VEVENT")
+            invite = {"method": str(cal["METHOD"]), "uid": str(event["UID"]),
+                      "sequence": int(event["SEQUENCE"]),
+                      "start": event.decoded("DTSTART"), "end": event.decoded("DTEND"),
+                      "summary": str(event["SUMMARY"])}
+    mid = str(m["Message-ID"]).strip("<>").split("@")[0]
+    return Received(uuid.UUID(mid), str(m["To"]), str(m["Subject"]), text, invite)
+
+
+def _from_fake(m: OutgoingMessage) -> Received:
+    inv = m.invite
+    invite = None if inv is None else {
+        "method": inv.method, "uid": inv.uid, "sequence": inv.sequence,
+        "start": inv.starts_at, "end": inv.ends_at, "summary": inv.summary}
+    return Received(m.id, m.recipient, m.subject, m.body, invite)
+
+
+Channel = tuple[Any, Callable[[], list[Received]], str]
+
+
+@pytest.fixture(params=["fake", "smtp"])
+def channel(request: pytest.FixtureRequest) -> Channel:
+    """(notifier, what arrived, how the recipient 'nav-1' is addressed)."""
+    if request.param == "fake":
+        fake = RecordingNotifier(fail_for=frozenset({"refused"}))
+        return fake, lambda: [_from_fake(m) for m in fake.messages.values()], "nav-1"
+    server, port = request.getfixturevalue("smtp_server")
+    smtp = SmtpNotifier("127.0.0.1", port, sender="ikke-svar@example.no",
+                        recipient_domain="nav.example.no")
+    return smtp, lambda: [_from_mail(m) for m in server.messages], "nav-1@nav.example.no"
+
+
+def row(kind: str, *, source: str = NOTICE, sequence: int = 0,
+        recipient: str = "nav-1") -> OutboxRow:
+    payload = {"meeting_id": "7f0c7a30-1c1e-4d5e-9e7a-2d0f5b2a9c11",
+               "meeting_kind": "get_to_know", "starts_at": STARTS.isoformat(),
+               "ends_at": (STARTS + timedelta(hours=1)).isoformat(),
+               "sequence": str(sequence), "kind": kind}
+    if kind.startswith("deadline"):
+        payload = {"deadline": "kartlegging", "due_at": STARTS.isoformat(), "kind": kind}
+    return OutboxRow(uuid.uuid4(), CASE, "ha", source, f"k:{kind}", kind, EMAIL, recipient,
+                     STARTS, None, payload)
+
+
+def test_an_invitation_arrives_once_with_a_parsable_calendar_and_no_health_details(
+        channel: Channel) -> None:
+    notifier, arrived, address = channel
+    r = row("meeting_invitation")
+    assert notifier.send([render(r, BASE)]) == {r.id: None}
+    [got] = arrived()
+    assert (got.id, got.to) == (r.id, address)
+    assert f"{BASE}/saker/{CASE}" in got.body
+    assert "30.03.2027 kl. 10:00" in got.subject and "30.03.2027 kl. 10:00" in got.body
+    for word in SENSITIVE:
+        assert word.lower() not in f"{got.subject} {got.body}".lower().replace(
+            "arbeid og helse", ""), word
+    assert got.invite is not None
+    assert got.invite["method"] == "REQUEST"
+    assert got.invite["uid"] == "7f0c7a30-1c1e-4d5e-9e7a-2d0f5b2a9c11@coordinator"
+    assert got.invite["sequence"] == 0
+    assert (got.invite["start"], got.invite["end"]) == (STARTS, STARTS + timedelta(hours=1))
+
+
+def test_a_cancellation_carries_the_same_uid_a_higher_sequence_and_cancel(
+        channel: Channel) -> None:
+    notifier, arrived, _ = channel
+    r = row("meeting_cancelled", sequence=2)
+    notifier.send([render(r, BASE)])
+    [got] = arrived()
+    assert got.invite is not None
+    assert (got.invite["method"], got.invite["sequence"]) == ("CANCEL", 2)
+    assert got.subject.startswith("Avlyst")
+
+
+def test_deadline_reminders_carry_only_a_link_and_no_invitation(channel: Channel) -> None:
+    notifier, arrived, _ = channel
+    r = row("deadline_overdue", source=RULE)
+    notifier.send([render(r, BASE)])
+    [got] = arrived()
+    assert got.invite is None
+    assert "kartlegging" not in f"{got.subject} {got.body}".lower()
+    assert f"{BASE}/saker/{CASE}" in got.body
+
+
+def test_a_batch_delivers_every_message_under_its_own_id(channel: Channel) -> None:
+    notifier, arrived, _ = channel
+    batch = [row("meeting_reminder", source=RULE, recipient=f"nav-{i}") for i in range(5)]
+    result = notifier.send([render(r, BASE) for r in batch])
+    assert result == {r.id: None for r in batch}
+    assert sorted(str(m.id) for m in arrived()) == sorted(str(r.id) for r in batch)
+
+
+def test_message_id_is_the_outbox_id() -> None:
+    outbox_id = uuid.uuid4()
+    assert message_id(outbox_id) == f"<{outbox_id}@coordinator>"
+
+
+def test_smtp_reports_a_refused_recipient_and_delivers_the_rest(
+        smtp_server: tuple[_Collect, int]) -> None:
+    server, port = smtp_server
+    smtp = SmtpNotifier("127.0.0.1", port, sender="ikke-svar@example.no")
+    good, bad = row("meeting_reminder", recipient="nav-1"), row("meeting_reminder",
+                                                                recipient="refused")
+    result = smtp.send([render(bad, BASE), render(good, BASE)])
+    assert result[good.id] is None and result[bad.id]
+    assert [_from_mail(m).id for m in server.messages] == [good.id]
+
+
+def test_smtp_with_no_server_raises_so_the_dispatcher_retries() -> None:
+    smtp = SmtpNotifier("127.0.0.1", _free_port(), sender="ikke-svar@example.no", timeout=2)
+    with pytest.raises(OSError):
+        smtp.send([render(row("meeting_reminder"), BASE)])
