@@ -34,7 +34,7 @@ class ConsentGrant:
     categories: frozenset[str] = frozenset({"kartlegging", "work_status"})
     parties: frozenset[str] = frozenset({"nav"})
     method: str = "signed_form"
-    form_version: str = "demo-1"
+    form_version: str = "v1"
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,15 @@ class AlreadyMember(Conflict):
 
 class MigrationBlocked(Conflict):
     code = "migration-blocked"
+
+
+class ConsentRequired(PermissionDenied):
+    """No live consent covers the purpose, data category and audience (HTTP 403)."""
+
+    code = "consent-required"
+
+
+class EmergencyAccessRefused(PermissionDenied):
+    """Emergency access is for health roles only, never for Nav roles (HTTP 403)."""
+
+    code = "emergency-access-refused"
