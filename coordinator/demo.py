@@ -284,6 +284,9 @@ def take_step(coordinator: Coordinator, case_id: UUID, pilot: str, step: Step) -
         c = step.consent
         coordinator.grant_consent(GrantConsent(case_id, who, c.purposes, c.categories,
                                                c.parties, c.method, c.form_version))
+        # The Nav veileder reads the kartlegging under the new consent: an access-log line.
+        coordinator.read_data(case_id, actor=actor(pilot, "nav_veileder"),
+                              purpose=sorted(c.purposes)[0], category="kartlegging")
     coordinator.fire(FireTrigger(case_id, step.trigger, who, dict(step.args)))
 
 
