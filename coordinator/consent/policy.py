@@ -30,13 +30,10 @@ def live_grants(records: Iterable[ConsentRecord], now: datetime) -> dict[Scope, 
         if r.kind == "withdrawal":
             for scope in r.scopes():
                 live.pop(scope, None)
-        elif r.kind == "grant":
-            in_force = r.valid_from <= now and (r.valid_to is None or now < r.valid_to)
+        elif r.kind == "grant" and r.valid_from <= now and (r.valid_to is None
+                                                             or now < r.valid_to):
             for scope in r.scopes():
-                if in_force:
-                    live[scope] = r.id
-                else:
-                    live.pop(scope, None)     # an expired renewal does not keep an old one
+                live[scope] = r.id
     return live
 
 
