@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import report
 from bench.common import MODES, ROOT, validate
 
-SCRIPTS = {"b1": "bench.b1_transitions", "b8": "bench.b8_sqlite"}
+SCRIPTS = {"b1": "bench.b1_transitions", "b5": "bench.b5_audit_verify", "b8": "bench.b8_sqlite"}
 TIMEOUT = {"smoke": 180, "full": 3600}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -20,7 +20,7 @@ DOMAIN = b"coordinator/audit/v1"
 def iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("audit times must be aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

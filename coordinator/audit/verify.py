@@ -12,11 +12,13 @@ checkpoint: that is the bound checkpoints give.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from coordinator.audit.canonical import chain_hash, digest, genesis
+from coordinator.audit.canonical import digest, genesis
 from coordinator.audit.checkpoint import (
     CHECKPOINT_GENESIS,
     Checkpoint,
@@ -24,7 +26,7 @@ from coordinator.audit.checkpoint import (
     delta_digest,
     message,
 )
-from coordinator.audit.events import COLUMNS, SealedEvent, column_value
+from coordinator.audit.events import COLUMNS, SealedEvent
 from coordinator.audit.merkle import Head, root
 
 
@@ -62,6 +64,7 @@ class Report:
         return self.problems[0] if self.problems else None
 
 
+_BODY_COLUMNS = operator.itemgetter(*COLUMNS)
 Anchors = Mapping[str, Mapping[int, tuple[str, int]]]     # stream -> seq -> (hash, checkpoint)
 
 
@@ -163,20 +166,23 @@ class ChainVerifier:
             self._problem(ev, "link", "prev_hash does not match the previous event's hash "
                                       "(an event was removed, swapped or forged)")
             return
-        if chain_hash(ev.prev_hash, ev.body.encode("utf-8")) != ev.hash:
+        raw = ev.body.encode("utf-8")
+        if hashlib.sha256(bytes.fromhex(ev.prev_hash) + raw).hexdigest() != ev.hash:
             self._problem(ev, "hash", "hash does not match the body (the body was edited)")
             return
         try:
-            body = json.loads(ev.body)
-        except ValueError:
-            self._problem(ev, "body", "body is not JSON")
+            in_body = _BODY_COLUMNS(json.loads(ev.body))
+        except (ValueError, KeyError, TypeError):
+            self._problem(ev, "body", "body is not a JSON audit body")
             return
-        for name in COLUMNS:
-            if body.get(name) != column_value(name, ev.column(name)):
-                self._problem(ev, "column", f"column {name} does not match the body "
-                                            f"(the column was edited)")
-                return
-        anchor = self.anchors.get(ev.stream, {}).get(ev.seq)
+        if in_body != ev.columns_as_in_body():
+            name = next(n for n, a, b in zip(COLUMNS, in_body, ev.columns_as_in_body(),
+                                             strict=True) if a != b)
+            self._problem(ev, "column", f"column {name} does not match the body "
+                                        f"(the column was edited)")
+            return
+        anchors = self.anchors.get(ev.stream)
+        anchor = anchors.get(ev.seq) if anchors else None
         if anchor is not None and anchor[0] != ev.hash:
             self._problem(ev, "checkpoint-head", f"differs from the head recorded by "
                                                  f"checkpoint {anchor[1]}")

@@ -34,11 +34,12 @@ _EVENT_COLUMNS = ("stream", "seq", "occurred_at", "kind", "case_id", "person_key
                   "outcome", "body", "prev_hash", "hash")
 
 
+_SELECT = [audit_events.c[name] for name in (*SealedEvent._fields,)]
+
+
 def event_from_row(r: Any) -> SealedEvent:
-    return SealedEvent(r["stream"], r["seq"], r["occurred_at"], r["kind"], r["case_id"],
-                       r["person_key"], r["actor_id"], r["actor_role"], r["actor_org"],
-                       r["purpose"], r["category"], r["audience"], r["consent_id"],
-                       r["outcome"], r["body"], r["prev_hash"], r["hash"], r["id"])
+    """A row selected with ``_SELECT`` (the columns in ``SealedEvent`` order)."""
+    return SealedEvent._make(r)
 
 
 def event_row(ev: SealedEvent) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class SqlAuditLog:
         """Events ordered by (stream, seq), streamed in batches (a server-side cursor on
         PostgreSQL)."""
         e = audit_events.c
-        q = select(audit_events).order_by(e.stream, e.seq)
+        q = select(*_SELECT).order_by(e.stream, e.seq)
         if stream is not None:
             q = q.where(e.stream == stream)
         if since is not None:
@@ -101,20 +102,21 @@ class SqlAuditLog:
             q = q.where(e.stream.in_(list(streams)))
         conn = self.session.connection().execution_options(stream_results=True,
                                                            yield_per=BATCH)
-        for row in conn.execute(q).mappings():
-            yield event_from_row(row)
+        make = SealedEvent._make
+        for row in conn.execute(q):
+            yield make(row)
 
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
         e = audit_events.c
-        q = select(audit_events).where(e.stream == stream, e.seq > seq).order_by(e.seq)
-        for row in self.session.connection().execute(q).mappings():
+        q = select(*_SELECT).where(e.stream == stream, e.seq > seq).order_by(e.seq)
+        for row in self.session.connection().execute(q):
             yield event_from_row(row)
 
     def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
               since: datetime | None = None, until: datetime | None = None,
               person_key: str | None = None, limit: int | None = None) -> list[SealedEvent]:
         e = audit_events.c
-        q = select(audit_events).order_by(e.occurred_at, e.stream, e.seq)
+        q = select(*_SELECT).order_by(e.occurred_at, e.stream, e.seq)
         if case_id is not None:
             q = q.where(e.case_id == case_id)
         if person_key is not None:
@@ -127,7 +129,7 @@ class SqlAuditLog:
             q = q.where(e.occurred_at < until)
         if limit is not None:
             q = q.limit(limit)
-        return [event_from_row(r) for r in self.session.connection().execute(q).mappings()]
+        return [event_from_row(r) for r in self.session.connection().execute(q)]
 
     def heads(self, stream: str | None = None) -> dict[str, Head]:
         h = audit_heads.c
