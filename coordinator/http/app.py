@@ -19,7 +19,7 @@ from coordinator.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from coordinator.http.routers import health, me, pilots
+from coordinator.http.routers import audit, health, me, pilots
 from coordinator.service import Coordinator
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -63,6 +63,7 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(health.router)
     app.include_router(pilots.router)
     app.include_router(me.router)
+    app.include_router(audit.router)
     # Added innermost first: the request id wraps everything, so even a 413 or a 500
     # carries it, and security headers apply to every answer.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
