@@ -52,6 +52,7 @@ class InMemoryStore:
     heads: dict[str, Head] = field(default_factory=dict)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     checkpoint_heads: dict[int, dict[str, Head]] = field(default_factory=dict)
+    audit_last_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -133,7 +134,8 @@ class _Audit:
     def flush(self) -> None:
         for event in self.pending:
             seq, prev = self.store.heads.get(event.stream, (0, genesis(event.stream)))
-            sealed = seal(event, seq + 1, prev)
+            self.store.audit_last_id += 1
+            sealed = seal(event, seq + 1, prev)._replace(id=self.store.audit_last_id)
             self.store.audit.setdefault(event.stream, []).append(sealed)
             self.store.heads[event.stream] = (sealed.seq, sealed.hash)
         self.pending.clear()
@@ -172,6 +174,12 @@ class _Audit:
 
     def count(self) -> int:
         return sum(len(v) for v in self.store.audit.values())
+
+    def after_id(self, event_id: int) -> list[SealedEvent]:
+        return [e for e in self._all() if (e.id or 0) > event_id]
+
+    def max_id(self) -> int:
+        return self.store.audit_last_id
 
     def checkpoints(self) -> list[Checkpoint]:
         return list(self.store.checkpoints)

@@ -43,6 +43,7 @@ class Checkpoint:
     hash: str
     key_id: str
     signature: str
+    max_event_id: int | None = None    # read hint for incremental verify; not signed
 
 
 def delta_digest(delta: Mapping[str, Head]) -> str:
@@ -62,11 +63,12 @@ def changed(heads: Mapping[str, Head], recorded: Mapping[str, Head]) -> dict[str
 
 
 def make(seq: int, created_at: datetime, heads: Mapping[str, Head], delta: Mapping[str, Head],
-         prev: Checkpoint | None, signer: CheckpointSigner) -> Checkpoint:
+         prev: Checkpoint | None, signer: CheckpointSigner,
+         max_event_id: int | None = None) -> Checkpoint:
     root_hex = root(heads)
     events = sum(h[0] for h in heads.values())
     dd = delta_digest(delta)
     prev_hash = prev.hash if prev is not None else CHECKPOINT_GENESIS
     msg = message(seq, created_at, len(heads), events, root_hex, dd, prev_hash)
     return Checkpoint(seq, created_at, len(heads), events, root_hex, dd, prev_hash,
-                      digest(msg), signer.key_id, signer.sign(msg).hex())
+                      digest(msg), signer.key_id, signer.sign(msg).hex(), max_event_id)

@@ -32,6 +32,10 @@ class AuditReader(Protocol):
 
     def count(self) -> int: ...
 
+    def after_id(self, event_id: int) -> list[SealedEvent]: ...
+
+    def max_id(self) -> int: ...
+
     def checkpoints(self) -> list[Checkpoint]: ...
 
     def checkpoint_heads(self, stream: str | None = None) -> dict[int, dict[str, Head]]: ...
@@ -53,9 +57,9 @@ def verify(store: AuditReader, signer: CheckpointSigner | None, *, stream: str |
         verifier = ChainVerifier(report, heads=heads, anchors=anchors)
         events: Iterable[SealedEvent] = store.events(stream=stream)
     else:
-        start = _start_at(checkpoints, store.checkpoint_heads(stream), since)
+        start, hint = _start_at(checkpoints, store.checkpoint_heads(stream), since)
         verifier = ChainVerifier(report, heads=heads, anchors=anchors, start=start)
-        events = _incremental(store, heads, start, stream)
+        events = _incremental(store, heads, start, stream, hint)
         expected = {s for s, h in heads.items() if h != start.get(s)}
         total = sum(h[0] - start.get(s, (0, ""))[0] for s, h in heads.items())
     done = 0
@@ -71,25 +75,36 @@ def verify(store: AuditReader, signer: CheckpointSigner | None, *, stream: str |
 
 
 def _start_at(checkpoints: list[Checkpoint], deltas: Mapping[int, Mapping[str, Head]],
-              since: datetime) -> dict[str, Head]:
+              since: datetime) -> tuple[dict[str, Head], int | None]:
     """The heads recorded by the checkpoints up to the last one created at or before
-    ``since``."""
+    ``since``, and that checkpoint's row-id hint."""
     start: dict[str, Head] = {}
+    hint: int | None = None
     for c in checkpoints:
         if c.created_at > since:
             break
         start.update(deltas.get(c.seq, {}))
-    return start
+        hint = c.max_event_id
+    return start, hint
 
 
 def _incremental(store: AuditReader, heads: Mapping[str, Head], start: Mapping[str, Head],
-                 stream: str | None) -> Iterator[SealedEvent]:
+                 stream: str | None, hint: int | None) -> Iterator[SealedEvent]:
     """The events after each stream's start, in (stream, seq) order, reading only the
-    streams whose head moved."""
+    streams whose head moved. With a row-id hint, one query fetches the newer rows; a
+    stream whose rows there do not run contiguously from its start to its head (a late
+    commit with a lower id, or tampering) is read again on its own."""
     moved = sorted(s for s, h in heads.items() if h != start.get(s)
                    and (stream is None or s == stream))
+    newer: dict[str, list[SealedEvent]] = {}
+    if hint is not None and stream is None:
+        for ev in store.after_id(hint):
+            newer.setdefault(ev.stream, []).append(ev)
     for s in moved:
-        yield from store.stream_after(s, start.get(s, (0, ""))[0])
+        first = start.get(s, (0, ""))[0]
+        rows = newer.get(s, [])
+        contiguous = [e.seq for e in rows] == list(range(first + 1, heads[s][0] + 1))
+        yield from rows if contiguous else store.stream_after(s, first)
 
 
 def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime) -> Checkpoint:
@@ -101,6 +116,7 @@ def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime)
     heads = store.heads()
     delta = cp.changed(heads, recorded)
     prev = existing[-1] if existing else None
-    checkpoint = cp.make(len(existing) + 1, now, heads, delta, prev, signer)
+    checkpoint = cp.make(len(existing) + 1, now, heads, delta, prev, signer,
+                         store.max_id())
     store.add_checkpoint(checkpoint, delta)
     return checkpoint

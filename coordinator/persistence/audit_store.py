@@ -49,7 +49,7 @@ def event_row(ev: SealedEvent) -> dict[str, Any]:
 def _checkpoint(r: Any) -> Checkpoint:
     return Checkpoint(r["seq"], r["created_at"], int(r["stream_count"]), int(r["event_count"]),
                       r["root"], r["delta_digest"], r["prev_hash"], r["hash"], r["key_id"],
-                      r["signature"])
+                      r["signature"], r["max_event_id"])
 
 
 class SqlAuditLog:
@@ -138,6 +138,16 @@ class SqlAuditLog:
             q = q.where(h.stream == stream)
         return {r[0]: (r[1], r[2]) for r in self.session.connection().execute(q)}
 
+    def after_id(self, event_id: int) -> list[SealedEvent]:
+        """Events with a larger row id, in (stream, seq) order (a hint: row ids follow
+        insert order, not commit order; callers check continuity)."""
+        e = audit_events.c
+        q = select(*_SELECT).where(e.id > event_id).order_by(e.stream, e.seq)
+        return [event_from_row(r) for r in self.session.connection().execute(q)]
+
+    def max_id(self) -> int:
+        return int(self.session.connection().scalar(select(func.max(audit_events.c.id))) or 0)
+
     def count(self) -> int:
         return int(self.session.connection().scalar(
             select(func.count()).select_from(audit_events)) or 0)
@@ -165,7 +175,7 @@ class SqlAuditLog:
             stream_count=checkpoint.stream_count, event_count=checkpoint.event_count,
             root=checkpoint.root, delta_digest=checkpoint.delta_digest,
             prev_hash=checkpoint.prev_hash, hash=checkpoint.hash, key_id=checkpoint.key_id,
-            signature=checkpoint.signature))
+            signature=checkpoint.signature, max_event_id=checkpoint.max_event_id))
         if delta:
             conn.execute(insert(audit_checkpoint_heads), [
                 {"checkpoint_seq": checkpoint.seq, "stream": s, "seq": h[0], "hash": h[1]}

@@ -179,6 +179,7 @@ audit_checkpoints = Table(
     Column("hash", String(64), nullable=False),
     Column("key_id", String(100), nullable=False),
     Column("signature", String(256), nullable=False),
+    Column("max_event_id", BigInteger, nullable=True),      # a read hint, not signed
 )
 
 audit_checkpoint_heads = Table(

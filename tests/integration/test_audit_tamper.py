@@ -209,3 +209,10 @@ def test_a_deleted_checkpoint_head_row_is_named(trail: Trail) -> None:
 
 def test_canonical_bytes_are_stable() -> None:
     assert canonical({"b": 1, "a": [1, "æ"]}) == '{"a":[1,"æ"],"b":1}'.encode()
+
+
+def test_incremental_verify_sees_an_edit_after_the_checkpoint(trail: Trail) -> None:
+    row = _seq_row(trail, trail.stream(0), 5)      # complete_intake, after the checkpoint
+    body = str(row["body"]).replace('"complete_intake"', '"close"')
+    trail.exec(update(audit_events).where(audit_events.c.id == row["id"]).values(body=body))
+    assert trail.first_problem(since=trail.c.clock.now()) == f"hash @ {trail.stream(0)} seq 5"

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.Column('key_id', sa.String(length=100), nullable=False),
     sa.Column('signature', sa.String(length=256), nullable=False),
+    sa.Column('max_event_id', sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_checkpoints'))
     )
     op.create_table('audit_events',
