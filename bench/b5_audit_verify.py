@@ -163,10 +163,11 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
                 ("measures", "baseline", "result", "ratio", "target", "floor", "verdict")})
     share = inc_s / chosen["seconds"]
     doc["diagnostics"] = [
-        {"name": "incremental verify after 1 % more events, share of full verify time",
-         "value": round(share, 4), "unit": "", "target": 0.05},
-        {"name": "one case proved against the latest checkpoint", "value": None,
-         "unit": "", "p99_ms": p99},
+        {"name": f"incremental verify after 1 % more events ({inc.events:,} events; "
+                 f"{share:.3f} of the full verify's time, design aim ≤ 0.05)",
+         "value": round(inc_s * 1000, 1), "unit": "ms"},
+        {"name": "one case proved against the latest checkpoint (p50)",
+         "value": round(p50 or 0, 1), "unit": "ms", "p99_ms": p99},
     ]
     doc["attempts"] = [{"ratio": r["ratio"], "verdict": r["main"]["verdict"]} for r in runs]
     doc["setup"] = {"events": events, "cases": cases, "load_seconds": round(load_s, 1),
