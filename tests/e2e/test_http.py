@@ -85,7 +85,9 @@ def test_openapi_is_3_1_and_publishes_no_case_data(client: TestClient) -> None:
     assert spec["info"]["version"] == importlib.metadata.version("coordinator")
     assert {"/health", "/api/v1/pilots", "/api/v1/pilots/{key}",
             "/api/v1/pilots/{key}/versions/{version}/diagram"} <= set(spec["paths"])
-    assert not [p for p in spec["paths"] if "case" in p]   # cases wait for authentication
+    for path, operations in spec["paths"].items():   # case data only behind a bearer token
+        if "case" in path:
+            assert all("401" in op["responses"] for op in operations.values()), path
 
 
 def test_swagger_ui_is_served_at_docs(client: TestClient) -> None:
@@ -267,6 +269,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.CaseNotFound: (lambda: errors.CaseNotFound("c-1"), 404),
     errors.NotCaseMember: (lambda: errors.NotCaseMember("c-1"), 404),
     errors.PermissionDenied: (lambda: errors.PermissionDenied("no", permission="view_case"), 403),
+    errors.ConsentRequired: (lambda: errors.ConsentRequired("no consent", permission="read"),
+                             403),
+    errors.EmergencyAccessRefused: (lambda: errors.EmergencyAccessRefused("nav"), 403),
     errors.AlreadyMember: (lambda: errors.AlreadyMember("twice", actor_id="a"), 409),
     errors.UnknownWorkflow: (lambda: errors.UnknownWorkflow("no pilot", key="x"), 404),
     errors.InvalidInput: (lambda: errors.InvalidInput("bad", field="limit"), 422),
