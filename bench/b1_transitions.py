@@ -77,8 +77,9 @@ def create_cases(params: dict[str, Any], index: int) -> list[str]:
                 raise TimeoutError(f"loading cases took over {params['max_seconds']} s")
             born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
             problem = rng.choice(("msk", "mental_mild_moderate"))
-            case = coordinator.open_case(
-                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp))
+            case = coordinator.open_case(     # the transition's actor is on the team
+                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp,
+                         team=(Actor("bench", "kognitiv_terapeut"),)))
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
                 frozenset({"nav"}), "digital", "v1"))
