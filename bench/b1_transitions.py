@@ -86,7 +86,7 @@ def create_cases(params: dict[str, Any], index: int) -> list[str]:
                          team=(THERAPIST,)))
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
-                frozenset({"nav"}), "digital", "bench-v1"))
+                frozenset({"nav"}), "digital", "v1"))
             ids.append(str(case.id))
     finally:
         engine.dispose()

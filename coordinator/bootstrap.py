@@ -13,11 +13,12 @@ from sqlalchemy import Engine
 
 from coordinator.clock import SystemClock
 from coordinator.config import Settings
+from coordinator.crypto.audit_keys import Ed25519CheckpointSigner
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
-from coordinator.ports import Clock, Notifier, OutboxStore, UnitOfWork
+from coordinator.ports import CheckpointSigner, Clock, Notifier, OutboxStore, UnitOfWork
 from coordinator.scheduling.dispatcher import Dispatcher
 from coordinator.scheduling.outbox import EMAIL, INAPP
 from coordinator.service import Coordinator
@@ -28,8 +29,10 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
           clock: Clock | None = None, workflows: WorkflowRegistry | None = None,
           uow: Callable[[], UnitOfWork] | None = None,
           outbox_store: OutboxStore | None = None,
-          channels: tuple[str, ...] | None = None) -> Coordinator:
-    """Build a Coordinator. Overrides are for tests and benchmarks, not settings."""
+          channels: tuple[str, ...] | None = None,
+          signer: CheckpointSigner | None = None) -> Coordinator:
+    """Build a Coordinator. Overrides are for tests and benchmarks, not settings. The
+    checkpoint signer's key lives in ``settings.data_dir`` and is read on first use."""
     settings = settings or Settings()
     if uow is None:
         start_mappers()     # before any Case is built, so instances are instrumented
@@ -45,7 +48,8 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
         channels = (EMAIL, INAPP) if settings.smtp_host else (INAPP,)
     return Coordinator(uow=uow, workflows=workflows or WorkflowRegistry.builtin(),
                        clock=clock or SystemClock(), channels=channels,
-                       outbox_store=outbox_store)
+                       outbox_store=outbox_store,
+                       signer=signer or Ed25519CheckpointSigner(settings.data_dir))
 
 
 def email_notifier(settings: Settings) -> Notifier:

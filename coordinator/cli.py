@@ -151,12 +151,14 @@ demo_app = typer.Typer(help="Demodata.", no_args_is_help=True)
 pilots_app = typer.Typer(help="Pilotene og deres arbeidsflyter.", no_args_is_help=True)
 workflow_app = typer.Typer(help="Arbeidsflytdefinisjoner.", no_args_is_help=True)
 case_app = typer.Typer(help="Én sak.", no_args_is_help=True)
+audit_app = typer.Typer(help="Revisjonsloggen: verifisering, sjekkpunkter og uttrekk.",
+                        no_args_is_help=True)
 cases_app = typer.Typer(help="Mange saker: liste og migrering.", no_args_is_help=True)
 reminders_app = typer.Typer(help="Påminnelser: forfalte frister og meldinger som ga opp.",
                             no_args_is_help=True)
 for _sub, _name in ((db_app, "db"), (demo_app, "demo"), (pilots_app, "pilots"),
                     (workflow_app, "workflow"), (case_app, "case"), (cases_app, "cases"),
-                    (reminders_app, "reminders")):
+                    (reminders_app, "reminders"), (audit_app, "audit")):
     app.add_typer(_sub, name=_name)
 
 
@@ -525,6 +527,109 @@ def reminders_retry(
     with _coordinator() as coordinator:
         row = coordinator.meetings.requeue(uid)
     typer.echo(f"Melding {row.id} er lagt i kø igjen.")
+# -- audit ----------------------------------------------------------------------------------
+_PROBLEMS = {
+    "sequence": "hendelser mangler eller er byttet om",
+    "link": "lenken til forrige hendelse er brutt (slettet, byttet eller forfalsket hendelse)",
+    "hash": "innholdet er endret (hash stemmer ikke)",
+    "body": "innholdet er ikke gyldig JSON",
+    "column": "en kolonne er endret (stemmer ikke med innholdet)",
+    "checkpoint-head": "avviker fra hodet et signert sjekkpunkt registrerte",
+    "truncated": "kjeden er avkortet under et signert sjekkpunkt",
+    "head": "kjeden slutter ikke ved lagret hode (avkortet hale eller endret hode)",
+    "missing": "strømmen er slettet",
+    "checkpoint-missing": "et sjekkpunkt mangler",
+    "checkpoint-link": "sjekkpunktet lenker ikke til forrige sjekkpunkt",
+    "checkpoint-hash": "sjekkpunktets felt er endret",
+    "checkpoint-signature": "sjekkpunktets signatur er ugyldig (forfalsket)",
+    "checkpoint-delta": "sjekkpunktets registrerte hoder er endret",
+    "checkpoint-root": "Merkle-roten stemmer ikke med de registrerte hodene",
+}
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"«{value}» er ikke en dato (ÅÅÅÅ-MM-DD eller ISO 8601)") from None
+    return moment.replace(tzinfo=OSLO) if moment.tzinfo is None else moment
+
+
+@audit_app.command("verify")
+def audit_verify(
+    case: Annotated[str | None, typer.Option("--case", help="Bare denne sakens kjede.")
+                    ] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Bare hendelser etter siste sjekkpunkt før denne datoen.")] = None,
+) -> None:
+    """Verifiser hash-kjedene og de signerte sjekkpunktene (exit 0 når alt er intakt)."""
+    case_id = _uuid(case, "saks-id (UUID)") if case is not None else None
+    start = _since(since)
+    with _coordinator() as coordinator:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("Verifiserer revisjonsloggen", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=max(total, done))
+
+            report = coordinator.verify_audit(case_id=case_id, since=start,
+                                              progress=on_progress)
+    if report.first is not None:
+        p = report.first
+        raise CliError(f"revisjonsloggen er brutt ved {p.where}: "
+                       f"{_PROBLEMS.get(p.code, p.message)} ({len(report.problems)} funn)", 1)
+    typer.echo(f"Revisjonsloggen er intakt: {report.events} hendelser i {report.streams} "
+               f"kjeder, {report.checkpoints} signerte sjekkpunkter.")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Signer et sjekkpunkt over alle kjedehodene (Ed25519)."""
+    with _coordinator() as coordinator:
+        cp = coordinator.checkpoint_audit()
+    typer.echo(f"Sjekkpunkt {cp.seq}: {cp.stream_count} kjeder, {cp.event_count} hendelser, "
+               f"rot {cp.root[:16]}…, nøkkel {cp.key_id}.")
+
+
+class ExtractFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@audit_app.command("extract")
+def audit_extract(
+    fmt: Annotated[ExtractFormat, typer.Option("--format", help="jsonl eller csv.")
+                   ] = ExtractFormat.jsonl,
+    case: Annotated[str | None, typer.Option("--case", help="Bare denne saken.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Bare hendelser fra denne "
+                                                             "datoen.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o",
+                                               help="Fil (standard: stdout).")] = None,
+) -> None:
+    """Skriv et uttrekk av revisjonsloggen som JSON Lines eller CSV."""
+    from coordinator.audit import extract
+
+    case_id = _uuid(case, "saks-id (UUID)") if case is not None else None
+    start = _since(since)
+    with _coordinator() as coordinator:
+        events = coordinator.audit_extract(case_id=case_id, since=start)
+        lines = extract.jsonl(events) if fmt is ExtractFormat.jsonl else extract.csv_lines(
+            events)
+        if output is None:
+            try:
+                for line in lines:
+                    sys.stdout.write(line)
+                sys.stdout.flush()
+            except BrokenPipeError:         # `… | head`: the reader has had enough
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
+        with open(output, "w", encoding="utf-8", newline="") as f:
+            count = sum(1 for line in lines if f.write(line) >= 0)
+    typer.echo(f"Skrev {count - (fmt is ExtractFormat.csv)} hendelser til {output}.",
+               err=True)
 
 
 # -- development tokens ---------------------------------------------------------------------

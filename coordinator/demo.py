@@ -34,7 +34,7 @@ class ConsentGrant:
     categories: frozenset[str] = frozenset({"kartlegging", "work_status"})
     parties: frozenset[str] = frozenset({"nav"})
     method: str = "signed_form"
-    form_version: str = "demo-1"
+    form_version: str = "v1"
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,9 @@ def take_step(coordinator: Coordinator, case_id: UUID, pilot: str, step: Step) -
         c = step.consent
         coordinator.grant_consent(GrantConsent(case_id, who, c.purposes, c.categories,
                                                c.parties, c.method, c.form_version))
+        # The Nav veileder reads the kartlegging under the new consent: an access-log line.
+        coordinator.read_data(case_id, actor=actor(pilot, "nav_veileder"),
+                              purpose=sorted(c.purposes)[0], category="kartlegging")
     coordinator.fire(FireTrigger(case_id, step.trigger, who, dict(step.args)))
 
 

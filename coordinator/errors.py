@@ -177,3 +177,13 @@ class ReminderNotFound(NotFound):
 
     def __init__(self, reminder_id: object) -> None:
         super().__init__(f"reminder {reminder_id} was not found", reminder_id=str(reminder_id))
+class ConsentRequired(PermissionDenied):
+    """No live consent covers the purpose, data category and audience (HTTP 403)."""
+
+    code = "consent-required"
+
+
+class EmergencyAccessRefused(PermissionDenied):
+    """Emergency access is for health roles only, never for Nav roles (HTTP 403)."""
+
+    code = "emergency-access-refused"

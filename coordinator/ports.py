@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
+from coordinator.audit.events import AuditEvent, SealedEvent
+from coordinator.audit.merkle import Head
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -53,6 +56,48 @@ class ConsentRepository(Protocol):
     def add(self, record: ConsentRecord) -> None: ...
 
     def for_case(self, case_id: UUID) -> Sequence[ConsentRecord]: ...
+
+    def for_pilot(self, pilot: str, *, since: datetime | None = None,
+                  until: datetime | None = None, limit: int = 1000) -> Sequence[ConsentRecord]:
+        """Committed records of the pilot's cases, oldest first."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Chained audit events. ``append`` writes on commit, in the same transaction."""
+
+    def append(self, event: AuditEvent) -> None: ...
+
+    def events(self, *, stream: str | None = None, since: datetime | None = None,
+               streams: Iterable[str] | None = None) -> Iterator[SealedEvent]:
+        """Ordered by (stream, seq), streamed."""
+        ...
+
+    def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]: ...
+
+    def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              person_key: str | None = None, limit: int | None = None) -> list[SealedEvent]:
+        """Ordered by time."""
+        ...
+
+    def heads(self, stream: str | None = None) -> dict[str, Head]: ...
+
+    def count(self) -> int: ...
+
+    def after_id(self, event_id: int) -> list[SealedEvent]:
+        """Events with a larger row id, in (stream, seq) order (a read hint)."""
+        ...
+
+    def max_id(self) -> int: ...
+
+    def checkpoints(self) -> list[Checkpoint]: ...
+
+    def checkpoint_heads(self, stream: str | None = None) -> dict[int, dict[str, Head]]: ...
+
+    def add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
+        """Raises ConcurrentUpdate on commit when another process wrote that seq first."""
+        ...
 
 
 class MemberRepository(Protocol):
@@ -206,6 +251,9 @@ class UnitOfWork(Protocol):
     @property
     def outbox(self) -> OutboxRepository: ...
 
+    @property
+    def audit(self) -> AuditLog: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -216,3 +264,7 @@ class UnitOfWork(Protocol):
 
         Raises: ConcurrentUpdate when another writer changed a touched case first."""
         ...
+
+
+__all__ = ["AuditLog", "CaseRepository", "CheckpointSigner", "Clock", "ConsentRepository",
+           "EventRepository", "MemberRepository", "UnitOfWork"]

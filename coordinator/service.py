@@ -17,17 +17,24 @@ like a missing case); a permitted viewer lacking the permission gets ``Permissio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from uuid import UUID
 
 from coordinator.access.policy import BRUKER, ROLES, Permission, Relation, trigger_permission
-from coordinator.cases import team
+from coordinator.audit import runner
+from coordinator.audit.checkpoint import Checkpoint
+from coordinator.audit.events import CASE_VIEWED, SealedEvent, stream_of
+from coordinator.audit.verify import Report
+from coordinator.cases import auditing, gate, sharing, team
 from coordinator.cases.commands import (
+    AccessLogEntry,
     CaseSummary,
     CaseView,
+    DataAccess,
     FireTrigger,
     GrantConsent,
     MigrationItem,
@@ -36,19 +43,22 @@ from coordinator.cases.commands import (
     WithdrawConsent,
 )
 from coordinator.cases.model import SYSTEM, Actor, Case, CaseEvent, Member
-from coordinator.consent.model import CATEGORIES, METHODS, PARTIES, PURPOSES, ConsentRecord
+from coordinator.consent.model import ConsentRecord
 from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import (
     AlreadyMember,
+    CaseNotFound,
+    CoordinatorError,
     InvalidInput,
     MigrationBlocked,
+    NotCaseMember,
     NotEligible,
     PermissionDenied,
     ReferrerNotAllowed,
     StaleVersion,
 )
 from coordinator.meetings import Meetings, replan
-from coordinator.ports import Clock, OutboxStore, UnitOfWork
+from coordinator.ports import CheckpointSigner, Clock, OutboxStore, UnitOfWork
 from coordinator.scheduling.outbox import INAPP
 from coordinator.workflows import deadlines, eligibility
 from coordinator.workflows.definition import CLOSED_STATES
@@ -70,6 +80,34 @@ class Coordinator:
     def meetings(self) -> Meetings:
         """Meetings, reminders, the overdue view and dead letters (coordinator.meetings)."""
         return Meetings(self.uow, self.workflows, self.clock, self.channels, self.outbox_store)
+    signer: CheckpointSigner | None = None     # signs and verifies audit checkpoints
+
+    # -- denials are audited -------------------------------------------------------------
+    @contextmanager
+    def _denials(self, actor: Actor, action: str, case_id: UUID | None = None,
+                 **scope: str | None) -> Iterator[None]:
+        """Audit an access denial raised inside, in a fresh unit of work (the use case's
+        own writes have rolled back), then re-raise it."""
+        try:
+            yield
+        except (PermissionDenied, NotCaseMember) as exc:
+            self._audit_denial(actor, action, case_id, exc, scope)
+            raise
+
+    def _audit_denial(self, actor: Actor, action: str, case_id: UUID | None,
+                      exc: CoordinatorError, scope: dict[str, str | None]) -> None:
+        with self.uow() as uow:
+            subject = None
+            if case_id is not None:
+                try:
+                    subject = uow.cases.get(case_id).subject_id
+                except CaseNotFound:
+                    case_id = None
+            uow.audit.append(auditing.denied(
+                actor, self.clock.now(), action=action, code=exc.code, case_id=case_id,
+                person_key=subject, purpose=scope.get("purpose"),
+                category=scope.get("category"), audience=scope.get("audience")))
+            uow.commit()
 
     # -- cases -------------------------------------------------------------------------
     def open_case(self, cmd: OpenCase) -> CaseSummary:
@@ -92,7 +130,8 @@ class Coordinator:
 
         Raises: as ``open_case``."""
         own = cmd.actor.role == BRUKER and cmd.subject_id == cmd.actor.id
-        team.require(cmd.actor, Permission.OPEN_CASE, Relation.OWN if own else Relation.NONE)
+        with self._denials(cmd.actor, "open_case"):
+            team.require(cmd.actor, Permission.OPEN_CASE, Relation.OWN if own else Relation.NONE)
         members = team.initial_team(cmd.actor, cmd.team)
         workflow = (self.workflows.latest(cmd.pilot) if cmd.workflow_version is None
                     else self.workflows.get(cmd.pilot, cmd.workflow_version))
@@ -122,7 +161,7 @@ class Coordinator:
         """Raises: CaseNotFound, NotCaseMember, PermissionDenied, StaleVersion,
         UnknownTrigger, InvalidInput, TransitionNotAllowed, GuardFailed, ConcurrentUpdate."""
         now = self.clock.now()
-        with self.uow() as uow:
+        with self._denials(cmd.actor, f"fire:{cmd.trigger}", cmd.case_id), self.uow() as uow:
             case = uow.cases.get(cmd.case_id)
             team.authorize(uow, cmd.actor, case, trigger_permission(cmd.trigger))
             if cmd.expected_version is not None and cmd.expected_version != case.version:
@@ -137,7 +176,7 @@ class Coordinator:
 
     def summary(self, case_id: UUID, *, actor: Actor = SYSTEM) -> CaseSummary:
         """Raises: CaseNotFound, NotCaseMember."""
-        with self.uow() as uow:
+        with self._denials(actor, "summary", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             team.authorize(uow, actor, case, Permission.VIEW_METADATA)
             return CaseSummary.of(case)
@@ -147,7 +186,7 @@ class Coordinator:
         Without VIEW_CASE (the auditor) only metadata: no record, actions, team or event
         arguments. Raises: CaseNotFound, NotCaseMember."""
         now = self.clock.now()
-        with self.uow() as uow:
+        with self._denials(actor, "view", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             rel = team.authorize(uow, actor, case, Permission.VIEW_METADATA)
             content = team.may(actor, Permission.VIEW_CASE, rel)
@@ -156,6 +195,10 @@ class Coordinator:
             facts = case.facts(workflow, consents, now)
             history = uow.events.history(case.id) \
                 if team.may(actor, Permission.VIEW_HISTORY, rel) else []
+            uow.audit.append(auditing.access(
+                CASE_VIEWED, actor, now, case_id=case.id, person_key=case.subject_id,
+                data={"content": content}))
+            uow.commit()
             return CaseView(
                 summary=CaseSummary.of(case),
                 actions=tuple(workflow.available(facts)) if content else (),
@@ -170,10 +213,11 @@ class Coordinator:
 
     def history(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[CaseEvent]:
         """Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
-        with self.uow() as uow:
+        with self._denials(actor, "history", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             rel = team.authorize(uow, actor, case, Permission.VIEW_HISTORY)
             events = uow.events.history(case_id)
+            sharing.log_read(uow, actor, case, "history", self.clock.now())
             return events if team.may(actor, Permission.VIEW_CASE, rel) \
                 else team.without_content(events)
 
@@ -181,7 +225,8 @@ class Coordinator:
                    after: UUID | None = None, limit: int = 50,
                    actor: Actor = SYSTEM) -> list[CaseSummary]:
         """Every case (metadata). Raises: PermissionDenied, InvalidInput."""
-        team.require(actor, Permission.LIST_CASES)
+        with self._denials(actor, "list_cases"):
+            team.require(actor, Permission.LIST_CASES)
         if not 1 <= limit <= 500:
             raise InvalidInput("limit must be between 1 and 500")
         with self.uow() as uow:
@@ -208,7 +253,7 @@ class Coordinator:
         Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput, AlreadyMember,
         ConcurrentUpdate."""
         team.check_team_role(actor_id, role)
-        with self.uow() as uow:
+        with self._denials(by, "add_member", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             team.authorize(uow, by, case, Permission.MANAGE_TEAM)
             if any(m.actor_id == actor_id for m in uow.members.for_case(case_id)):
@@ -222,7 +267,8 @@ class Coordinator:
 
     def count_cases(self, *, actor: Actor = SYSTEM) -> int:
         """Raises: PermissionDenied (only aggregate viewers may count)."""
-        team.require(actor, Permission.VIEW_AGGREGATES)
+        with self._denials(actor, "count_cases"):
+            team.require(actor, Permission.VIEW_AGGREGATES)
         with self.uow() as uow:
             return uow.cases.count()
 
@@ -247,45 +293,142 @@ class Coordinator:
         with self.uow() as uow:
             uow.cases.list(limit=1)
 
-    # -- consent (the full model comes with the consent capability) ----------------------
+    # -- consent (coordinator/consent, coordinator/cases/sharing.py) ---------------------
     def grant_consent(self, cmd: GrantConsent) -> ConsentRecord:
-        return self._consent("grant", cmd.case_id, cmd.actor, cmd.purposes,
-                             cmd.categories, cmd.parties, cmd.method, cmd.form_version,
-                             cmd.valid_to)
+        """Record a grant on the pilot's consent form. Raises: InvalidInput, CaseNotFound,
+        NotCaseMember, PermissionDenied."""
+        return self._consent(cmd)
 
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentRecord:
-        return self._consent("withdrawal", cmd.case_id, cmd.actor,
-                             cmd.purposes, cmd.categories, cmd.parties, cmd.method, "", None)
+        """Record a withdrawal, whole or in part; it holds from the next request."""
+        return self._consent(cmd)
 
-    def consent_log(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[ConsentRecord]:
-        """Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
-        with self.uow() as uow:
-            case = uow.cases.get(case_id)
-            team.authorize(uow, actor, case, Permission.VIEW_CONSENT_LOG)
-            return uow.consents.for_case(case_id)
-
-    def _consent(self, kind: str, case_id: UUID, by: Actor,
-                 purposes: frozenset[str], categories: frozenset[str], parties: frozenset[str],
-                 method: str, form_version: str, valid_to: datetime | None) -> ConsentRecord:
-        for name, given, known in (("purpose", purposes, PURPOSES),
-                                   ("category", categories, CATEGORIES),
-                                   ("party", parties, PARTIES)):
-            if not given or given - known:
-                raise InvalidInput(f"unknown or missing {name}: {sorted(given - known)}",
-                                   field=name)
-        if method not in METHODS:
-            raise InvalidInput(f"unknown consent method {method!r}", field="method")
-        now = self.clock.now()
-        if valid_to is not None and valid_to <= now:
-            raise InvalidInput("valid_to must be in the future", field="valid_to")
-        record = ConsentRecord(uuid.uuid4(), case_id, kind, purposes, categories, parties,
-                               now, valid_to, method, form_version, now, by.id, by.role)
-        with self.uow() as uow:
-            case = uow.cases.get(case_id)
-            team.authorize(uow, by, case, Permission.MANAGE_CONSENT)
+    def _consent(self, cmd: GrantConsent | WithdrawConsent) -> ConsentRecord:
+        with self._denials(cmd.actor, "manage_consent", cmd.case_id), self.uow() as uow:
+            case = uow.cases.get(cmd.case_id)
+            team.authorize(uow, cmd.actor, case, Permission.MANAGE_CONSENT)
+            record = sharing.consent_record(case, cmd, self.clock.now())
             uow.consents.add(record)
             uow.commit()
-        return record
+            return record
+
+    def consent_log(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[ConsentRecord]:
+        """Every grant and withdrawal of the case, oldest first (the read is audited).
+        Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+        with self._denials(actor, "consent_log", case_id), self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, actor, case, Permission.VIEW_CONSENT_LOG)
+            return sharing.consent_log(uow, actor, case, self.clock.now())
+
+    def pilot_consent_log(self, pilot: str, *, actor: Actor = SYSTEM,
+                          since: datetime | None = None, until: datetime | None = None,
+                          limit: int = 1000) -> Sequence[ConsentRecord]:
+        """Consent changes in a pilot's cases in [since, until): auditors and operators.
+        Raises: PermissionDenied, UnknownWorkflow, InvalidInput."""
+        with self._denials(actor, "pilot_consent_log"):
+            team.require(actor, Permission.AUDIT)
+        self.workflows.latest(pilot)
+        if not 1 <= limit <= 10_000:
+            raise InvalidInput("limit must be between 1 and 10000")
+        with self.uow() as uow:
+            records = uow.consents.for_pilot(pilot, since=since, until=until, limit=limit)
+            uow.audit.append(auditing.access("log_read", actor, self.clock.now(), case_id=None,
+                                             data={"log": "pilot_consent_log",
+                                                   "pilot": pilot}))
+            uow.commit()
+            return records
+
+    # -- reading and sharing case data: the one enforcement point (cases/gate.py) --------
+    def read_data(self, case_id: UUID, *, actor: Actor, purpose: str,
+                  category: str) -> DataAccess:
+        """May ``actor`` read ``category`` of the case for ``purpose`` now? The grant is
+        audited (with its consent) before it is returned. Raises: InvalidInput,
+        CaseNotFound, NotCaseMember, PermissionDenied, ConsentRequired (all audited)."""
+        with self._denials(actor, "read_data", case_id, purpose=purpose, category=category), \
+                self.uow() as uow:
+            return sharing.access_data(uow, actor, case_id, action=gate.READ, purpose=purpose,
+                                       category=category, audience=None, now=self.clock.now())
+
+    def share_data(self, case_id: UUID, *, actor: Actor, purpose: str, category: str,
+                   audience: str) -> DataAccess:
+        """Disclose ``category`` to the party ``audience``. Raises as ``read_data``."""
+        with self._denials(actor, "share_data", case_id, purpose=purpose, category=category,
+                           audience=audience), self.uow() as uow:
+            return sharing.access_data(uow, actor, case_id, action=gate.SHARE, purpose=purpose,
+                                       category=category, audience=audience,
+                                       now=self.clock.now())
+
+    def emergency_access(self, case_id: UUID, *, actor: Actor, category: str,
+                         reason: str) -> DataAccess:
+        """Break the glass (health roles only, never Nav roles): logged with the reason and
+        flagged for review. Raises: EmergencyAccessRefused, InvalidInput, CaseNotFound."""
+        with self._denials(actor, "emergency_access", case_id, category=category), \
+                self.uow() as uow:
+            return sharing.emergency(uow, actor, case_id, category=category, reason=reason,
+                                     now=self.clock.now())
+
+    def pending_emergency_reviews(self, *, actor: Actor = SYSTEM) -> list[SealedEvent]:
+        """Emergency accesses no auditor has reviewed yet. Raises: PermissionDenied."""
+        with self._denials(actor, "emergency_reviews"):
+            team.require(actor, Permission.AUDIT)
+        with self.uow() as uow:
+            return sharing.pending_reviews(uow)
+
+    def review_emergency(self, case_id: UUID, seq: int, *, actor: Actor,
+                         verdict: str) -> None:
+        """Record an auditor's review of the emergency access at ``seq`` of the case."""
+        with self._denials(actor, "review_emergency", case_id), self.uow() as uow:
+            sharing.review_emergency(uow, actor, case_id, seq, verdict=verdict,
+                                     now=self.clock.now())
+
+    def access_log(self, case_id: UUID, *, actor: Actor = SYSTEM) -> list[AccessLogEntry]:
+        """The person's access log (pasientjournalloven § 18): for the person themself and
+        auditors. Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+        with self._denials(actor, "access_log", case_id), self.uow() as uow:
+            case = uow.cases.get(case_id)
+            team.authorize(uow, actor, case, Permission.VIEW_ACCESS_LOG)
+            return sharing.access_log(uow, actor, case, self.clock.now())
+
+    # -- the audit trail (coordinator/audit) ----------------------------------------------
+    def verify_audit(self, *, case_id: UUID | None = None, since: datetime | None = None,
+                     actor: Actor = SYSTEM,
+                     progress: Callable[[int, int], None] | None = None) -> Report:
+        """Verify chains, heads and signed checkpoints; ``report.first`` names the first
+        bad event. Raises: PermissionDenied."""
+        with self._denials(actor, "audit_verify"):
+            team.require(actor, Permission.AUDIT)
+        with self.uow() as uow:
+            return runner.verify(uow.audit, self.signer, progress=progress, since=since,
+                                 stream=None if case_id is None else stream_of(case_id))
+
+    def checkpoint_audit(self, *, actor: Actor = SYSTEM) -> Checkpoint:
+        """Sign a checkpoint over all chain heads. Raises: PermissionDenied,
+        ConcurrentUpdate (another process checkpointed at the same moment)."""
+        with self._denials(actor, "audit_checkpoint"):
+            team.require(actor, Permission.AUDIT)
+        if self.signer is None:
+            raise CoordinatorError("no checkpoint signer is configured")
+        with self.uow() as uow:
+            checkpoint = runner.make_checkpoint(uow.audit, self.signer, self.clock.now())
+            uow.commit()
+            return checkpoint
+
+    def audit_extract(self, *, actor: Actor = SYSTEM, case_id: UUID | None = None,
+                      since: datetime | None = None) -> Iterator[SealedEvent]:
+        """Stored events in (stream, seq) order, streamed; the extract itself is audited
+        first. Raises: PermissionDenied."""
+        with self._denials(actor, "audit_extract", case_id):
+            team.require(actor, Permission.AUDIT)
+        with self.uow() as uow:
+            uow.audit.append(auditing.access("log_read", actor, self.clock.now(), case_id=None,
+                                             data={"log": "audit_extract",
+                                                   "case": str(case_id) if case_id else None}))
+            uow.commit()
+        return self._extract(None if case_id is None else stream_of(case_id), since)
+
+    def _extract(self, stream: str | None, since: datetime | None) -> Iterator[SealedEvent]:
+        with self.uow() as uow:
+            yield from uow.audit.events(stream=stream, since=since)
 
     # -- workflow versions ---------------------------------------------------------------
     def migrate(self, pilot: str, to_version: int, *, dry_run: bool,

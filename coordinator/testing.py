@@ -10,13 +10,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
+from coordinator.audit.canonical import genesis
+from coordinator.audit.checkpoint import Checkpoint
+from coordinator.audit.events import AuditEvent, SealedEvent, seal
+from coordinator.audit.merkle import Head
+from coordinator.cases import auditing
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -75,6 +80,11 @@ class InMemoryStore:
     outbox: dict[UUID, OutboxRow] = field(default_factory=dict)
     claims: dict[UUID, tuple[str, datetime]] = field(default_factory=dict)   # worker, lease
     deliveries: dict[UUID, str] = field(default_factory=dict)
+    audit: dict[str, list[SealedEvent]] = field(default_factory=dict)
+    heads: dict[str, Head] = field(default_factory=dict)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    checkpoint_heads: dict[int, dict[str, Head]] = field(default_factory=dict)
+    audit_last_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -133,6 +143,88 @@ class _Consents:
 
     def for_case(self, case_id: UUID) -> Sequence[ConsentRecord]:
         return [r for r in (*self.store.consents, *self.pending) if r.case_id == case_id]
+
+    def for_pilot(self, pilot: str, *, since: datetime | None = None,
+                  until: datetime | None = None, limit: int = 1000) -> Sequence[ConsentRecord]:
+        rows = sorted((r for r in self.store.consents if r.pilot == pilot
+                       and (since is None or r.recorded_at >= since)
+                       and (until is None or r.recorded_at < until)),
+                      key=lambda r: (r.recorded_at, r.id))
+        return rows[:limit]
+
+
+class _Audit:
+    """The audit store in memory: the same chaining as the SQL store."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.pending: list[AuditEvent] = []
+
+    def append(self, event: AuditEvent) -> None:
+        self.pending.append(event)
+
+    def flush(self) -> None:
+        for event in self.pending:
+            seq, prev = self.store.heads.get(event.stream, (0, genesis(event.stream)))
+            self.store.audit_last_id += 1
+            sealed = seal(event, seq + 1, prev)._replace(id=self.store.audit_last_id)
+            self.store.audit.setdefault(event.stream, []).append(sealed)
+            self.store.heads[event.stream] = (sealed.seq, sealed.hash)
+        self.pending.clear()
+
+    def _all(self) -> Iterator[SealedEvent]:
+        for stream in sorted(self.store.audit):
+            yield from self.store.audit[stream]
+
+    def events(self, *, stream: str | None = None, since: datetime | None = None,
+               streams: Iterable[str] | None = None) -> Iterator[SealedEvent]:
+        wanted = None if streams is None else set(streams)
+        for e in list(self._all()):
+            if (stream is None or e.stream == stream) and (
+                    since is None or e.occurred_at >= since) and (
+                    wanted is None or e.stream in wanted):
+                yield e
+
+    def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
+        yield from (e for e in list(self.store.audit.get(stream, [])) if e.seq > seq)
+
+    def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              person_key: str | None = None, limit: int | None = None) -> list[SealedEvent]:
+        kinds_set = None if kinds is None else set(kinds)
+        rows = sorted((e for e in self._all()
+                       if (case_id is None or e.case_id == case_id)
+                       and (person_key is None or e.person_key == person_key)
+                       and (kinds_set is None or e.kind in kinds_set)
+                       and (since is None or e.occurred_at >= since)
+                       and (until is None or e.occurred_at < until)),
+                      key=lambda e: (e.occurred_at, e.stream, e.seq))
+        return rows if limit is None else rows[:limit]
+
+    def heads(self, stream: str | None = None) -> dict[str, Head]:
+        return {s: h for s, h in self.store.heads.items() if stream is None or s == stream}
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.store.audit.values())
+
+    def after_id(self, event_id: int) -> list[SealedEvent]:
+        return [e for e in self._all() if (e.id or 0) > event_id]
+
+    def max_id(self) -> int:
+        return self.store.audit_last_id
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return list(self.store.checkpoints)
+
+    def checkpoint_heads(self, stream: str | None = None) -> dict[int, dict[str, Head]]:
+        return {cp: {s: h for s, h in heads.items() if stream is None or s == stream}
+                for cp, heads in self.store.checkpoint_heads.items()}
+
+    def add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
+        if any(c.seq == checkpoint.seq for c in self.store.checkpoints):
+            raise ConcurrentUpdate("the checkpoint sequence")
+        self.store.checkpoints.append(checkpoint)
+        self.store.checkpoint_heads[checkpoint.seq] = dict(delta)
 
 
 class _Members:
@@ -365,6 +457,7 @@ class InMemoryUnitOfWork:
         self.sessions = _Rows(self.store.sessions)
         self.meetings = _Meetings(self.store)
         self.outbox = _Outbox(self.store)
+        self.audit = _Audit(self.store)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -378,6 +471,7 @@ class InMemoryUnitOfWork:
         self.idempotency.pending.clear()
         self.meetings.pending.clear()
         self.outbox.ops.clear()
+        self.audit.pending.clear()
 
     def commit(self) -> None:
         with self.store.lock:
@@ -397,6 +491,11 @@ class InMemoryUnitOfWork:
                     (m.case_id, m.instrument, m.phase) for m in self.store.measures}:
                 raise ConcurrentUpdate()          # the unique (case, instrument, phase) key
             self.idempotency.apply()
+            subjects = {c.id: c.subject_id for c, _v in self.cases.seen.values()}
+            for case, _loaded in touched:
+                self.audit.append(auditing.for_case_event(case.events[0], case.subject_id))
+            for record in self.consents.pending:
+                self.audit.append(auditing.for_consent(record, subjects.get(record.case_id)))
             for case, loaded in touched:
                 case.version = (loaded or 0) + 1
                 event = case.events.pop()
@@ -415,6 +514,7 @@ class InMemoryUnitOfWork:
             self.store.meetings.update(self.meetings.pending)
             self.meetings.pending.clear()
             self.outbox.apply()
+            self.audit.flush()
 
 
 # -- synthetic identifiers ----------------------------------------------------------------

@@ -43,6 +43,8 @@ class Permission(StrEnum):
     LIST_CASES = "list_cases"             # every case's metadata (relation NONE)
     VIEW_AGGREGATES = "view_aggregates"   # counts only (relation NONE)
     OVERSEE_REMINDERS = "oversee_reminders"   # overdue cases and dead letters, ids only (NONE)
+    SHARE_DATA = "share_data"             # disclose a data category to a party (consent-gated)
+    AUDIT = "audit"                       # verify chains, extracts, pilot consent logs (NONE)
 
 
 class Relation(StrEnum):
@@ -69,7 +71,7 @@ _ANY_CASE = frozenset({R.MEMBER, R.OWN, R.FOREIGN})
 _MEMBER = frozenset({R.MEMBER})
 _TEAM_WORK = dict.fromkeys((P.VIEW_METADATA, P.VIEW_CASE, P.VIEW_HISTORY, P.ADVANCE_CASE,
                             P.WITHDRAW_CASE, P.MANAGE_TEAM, P.MANAGE_CONSENT,
-                            P.VIEW_CONSENT_LOG), _MEMBER)
+                            P.VIEW_CONSENT_LOG, P.SHARE_DATA), _MEMBER)
 
 
 def _team_role(role: str) -> dict[Permission, frozenset[Relation]]:
@@ -84,7 +86,8 @@ TABLE: Mapping[str, Mapping[Permission, frozenset[Relation]]] = {
         P.MANAGE_CONSENT, P.VIEW_CONSENT_LOG, P.VIEW_ACCESS_LOG)},
     "auditor": {**dict.fromkeys((P.VIEW_METADATA, P.VIEW_HISTORY, P.VIEW_CONSENT_LOG,
                                  P.VIEW_ACCESS_LOG), _ANY_CASE),
-                P.LIST_CASES: frozenset({R.NONE}), P.VIEW_AGGREGATES: frozenset({R.NONE})},
+                P.LIST_CASES: frozenset({R.NONE}), P.VIEW_AGGREGATES: frozenset({R.NONE}),
+                P.AUDIT: frozenset({R.NONE})},
     "prosjektleder": {P.VIEW_AGGREGATES: frozenset({R.NONE}),
                       P.OVERSEE_REMINDERS: frozenset({R.NONE})},
     SYSTEM_ROLE: {p: frozenset(Relation) for p in Permission},

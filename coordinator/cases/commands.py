@@ -45,6 +45,11 @@ class GrantConsent:
     method: str
     form_version: str
     valid_to: datetime | None = None
+    valid_from: datetime | None = None       # None: from now
+    given_by: str = "person"                 # person or guardian
+    guardian_ref: str | None = None          # given_by guardian: the guardian's id
+    witness_ref: str | None = None           # verbal_witnessed: the witness
+    document_ref: str | None = None          # signed_form: where the signed form is kept
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,39 @@ class WithdrawConsent:
     categories: frozenset[str]
     parties: frozenset[str]
     method: str
+    channel: str | None = None               # in_person, phone, digital, letter
+    given_by: str = "person"
+    guardian_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DataAccess:
+    """A granted read or disclosure: what, for what, to whom, and on which basis
+    (``same_side``, ``own``, ``consent`` with its id, or ``emergency``)."""
+
+    case_id: UUID
+    category: str
+    purpose: str
+    audience: str
+    basis: str
+    consent_id: UUID | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    """One line of the person's access log (pasientjournalloven § 18)."""
+
+    at: datetime
+    actor_id: str
+    actor_role: str
+    actor_org: str | None
+    action: str            # read, shared, emergency, viewed
+    purpose: str | None
+    category: str | None
+    audience: str | None
+    consent_id: UUID | None
+    basis: str | None
 
 
 @dataclass(frozen=True)

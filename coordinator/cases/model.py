@@ -53,6 +53,7 @@ class CaseEvent:
     workflow_version: int
     data: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    actor_org: str | None = None             # carried to the audit event, not stored here
 
 
 @dataclass(eq=False)
@@ -138,4 +139,5 @@ class Case:
                 reason: str | None, now: datetime, data: dict[str, Any]) -> None:
         self.updated_at = now
         self.events.append(CaseEvent(self.id, kind, now, by.id, by.role, src, dst, trigger,
-                                     reason, self.pilot, self.workflow_version, data))
+                                     reason, self.pilot, self.workflow_version, data,
+                                     actor_org=by.org))

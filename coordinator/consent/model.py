@@ -1,4 +1,12 @@
-"""Consent as data. Records are never updated: a withdrawal is a new record."""
+"""Consent as data. Records are never updated: a withdrawal is a new record.
+
+A record says who consented (the person, or a guardian on their behalf), to whom
+(``parties``), for which ``purposes`` and ``categories`` of data, from when to when, on
+which versioned consent form (``form_version`` and the SHA-256 of its exact text), and how
+it was given (``method``: a signed form with a document reference, verbally before a
+witness, or digitally). A withdrawal lists the scopes it takes back, whole or in part, and
+the channel it came through. See docs/consent.md.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ PURPOSES = frozenset({
     "share_mestringsplan",
     "share_session_summaries",
     "employer_contact",
-    "research",
+    "research",                # research and evaluation (følgeforskning)
 })
 CATEGORIES = frozenset({
     "contact_info", "kartlegging", "mestringsplan", "session_summary", "work_status",
@@ -20,6 +28,22 @@ CATEGORIES = frozenset({
 })
 PARTIES = frozenset({"nav", "rph", "therapist", "fastlege", "employer"})
 METHODS = frozenset({"signed_form", "verbal_witnessed", "digital"})
+GIVERS = frozenset({"person", "guardian"})
+CHANNELS = frozenset({"in_person", "phone", "digital", "letter"})
+KINDS = frozenset({"grant", "withdrawal"})
+
+# Which categories belong to which side (origin of the data). Health-owned data reaches a
+# Nav role only under a consent; Nav-owned data reaches a health role only under one.
+HEALTH_CATEGORIES = frozenset({"kartlegging", "session_summary", "outcome_scores",
+                               "mestringsplan", "meeting_notes"})
+NAV_CATEGORIES = frozenset({"work_status", "contact_info"})
+
+# The party a role's side stands for when it receives data.
+ROLE_PARTY = {
+    "nav_veileder": "nav", "syfo_veileder": "nav", "jobbspesialist": "nav",
+    "brobygger": "nav", "rph_behandler": "rph", "kognitiv_terapeut": "therapist",
+    "fastlege": "fastlege",
+}
 
 
 @dataclass(frozen=True)
@@ -40,3 +64,15 @@ class ConsentRecord:
     recorded_at: datetime
     recorded_by: str
     recorded_role: str
+    pilot: str = ""
+    given_by: str = "person"            # person or guardian
+    guardian_ref: str | None = None     # the guardian's pseudonymous id
+    witness_ref: str | None = None      # verbal_witnessed: who witnessed it
+    document_ref: str | None = None     # signed_form: where the signed form is kept
+    channel: str | None = None          # withdrawal: how it came in
+    form_digest: str = ""               # SHA-256 of the exact form text shown
+    recorded_org: str | None = None
+
+    def scopes(self) -> frozenset[tuple[str, str, str]]:
+        return frozenset((p, c, a) for p in self.purposes for c in self.categories
+                         for a in self.parties)

@@ -21,7 +21,7 @@ from coordinator.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from coordinator.http.routers import cases, consents, health, me, pilots, stats
+from coordinator.http.routers import audit, cases, consents, health, me, pilots, stats
 from coordinator.service import Coordinator
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(cases.router)
     app.include_router(consents.router)
     app.include_router(stats.router)
+    app.include_router(audit.router)
     for path in settings.http_extensions:
         module, _, name = path.partition(":")
         getattr(importlib.import_module(module), name)(app, coordinator, settings)

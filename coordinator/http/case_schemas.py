@@ -106,6 +106,9 @@ class ConsentRead(_Model):
     valid_to: AwareDatetime | None
     method: str
     form_version: str
+    form_digest: str = ""
+    given_by: str = "person"
+    channel: str | None = None
     recorded_at: AwareDatetime
     recorded_by: str
     recorded_role: str
@@ -116,7 +119,8 @@ class ConsentRead(_Model):
             "id": r.id, "kind": r.kind, "purposes": sorted(r.purposes),
             "categories": sorted(r.categories), "parties": sorted(r.parties),
             "valid_from": r.valid_from, "valid_to": r.valid_to, "method": r.method,
-            "form_version": r.form_version, "recorded_at": r.recorded_at,
+            "form_version": r.form_version, "form_digest": r.form_digest,
+            "given_by": r.given_by, "channel": r.channel, "recorded_at": r.recorded_at,
             "recorded_by": r.recorded_by, "recorded_role": r.recorded_role})
 
 

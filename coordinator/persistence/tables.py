@@ -120,7 +120,77 @@ consents = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("recorded_by", String(200), nullable=False),
     Column("recorded_role", String(40), nullable=False),
+    Column("pilot", String(40), nullable=True),
+    Column("given_by", String(20), nullable=True),
+    Column("guardian_ref", String(200), nullable=True),
+    Column("witness_ref", String(200), nullable=True),
+    Column("document_ref", String(200), nullable=True),
+    Column("channel", String(20), nullable=True),
+    Column("form_digest", String(64), nullable=True),
+    Column("recorded_org", String(40), nullable=True),
     Index(None, "case_id", "recorded_at"),
+    Index(None, "pilot", "recorded_at"),
+)
+
+# -- audit: one hash chain per stream (``case:<id>`` or ``system``), see coordinator/audit.
+# No foreign keys to cases: the audit trail outlives a case's erasure.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("stream", String(60), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("case_id", Uuid, nullable=True),
+    Column("person_key", String(200), nullable=True),
+    Column("actor_id", String(200), nullable=False),
+    Column("actor_role", String(40), nullable=False),
+    Column("actor_org", String(40), nullable=True),
+    Column("purpose", String(40), nullable=True),
+    Column("category", String(40), nullable=True),
+    Column("audience", String(40), nullable=True),
+    Column("consent_id", Uuid, nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("stream", "seq"),
+    Index(None, "person_key", "occurred_at"),
+    Index(None, "case_id", "occurred_at"),
+    Index(None, "kind", "occurred_at"),
+    Index(None, "occurred_at"),
+)
+
+audit_heads = Table(
+    "audit_heads", metadata,
+    Column("stream", String(60), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("stream_count", BigInteger, nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("delta_digest", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("key_id", String(100), nullable=False),
+    Column("signature", String(256), nullable=False),
+    Column("max_event_id", BigInteger, nullable=True),      # a read hint, not signed
+)
+
+audit_checkpoint_heads = Table(
+    "audit_checkpoint_heads", metadata,
+    Column("checkpoint_seq", Integer, ForeignKey("audit_checkpoints.seq", ondelete="CASCADE"),
+           primary_key=True),
+    Column("stream", String(60), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "stream", "seq"),
 )
 
 # -- referral intake, kartlegging, measures, therapy sessions (docs/referrals.md) ----------

@@ -8,6 +8,7 @@ same transaction, without the ORM's per-statement overhead).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
+from coordinator.cases import auditing
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.errors import CaseNotFound, ConcurrentUpdate, CoordinatorError
@@ -27,6 +29,7 @@ from coordinator.intake.model import (
     MeasureRecord,
     TherapySession,
 )
+from coordinator.persistence.audit_store import SqlAuditLog
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import (
@@ -108,12 +111,18 @@ class SqlConsentRepository:
     def for_case(self, case_id: UUID) -> Sequence[ConsentRecord]:
         rows = self.session.connection().execute(
             select(consents).where(consents.c.case_id == case_id)
-            .order_by(consents.c.recorded_at)).mappings()
-        return [ConsentRecord(
-            r["id"], r["case_id"], r["kind"], frozenset(r["purposes"]),
-            frozenset(r["categories"]), frozenset(r["parties"]), r["valid_from"], r["valid_to"],
-            r["method"], r["form_version"], r["recorded_at"], r["recorded_by"],
-            r["recorded_role"]) for r in rows] + [r for r in self.pending if r.case_id == case_id]
+            .order_by(consents.c.recorded_at, consents.c.id)).mappings()
+        return [_consent(r) for r in rows] + [r for r in self.pending if r.case_id == case_id]
+
+    def for_pilot(self, pilot: str, *, since: datetime | None = None,
+                  until: datetime | None = None, limit: int = 1000) -> Sequence[ConsentRecord]:
+        c = consents.c
+        q = select(consents).where(c.pilot == pilot).order_by(c.recorded_at, c.id).limit(limit)
+        if since is not None:
+            q = q.where(c.recorded_at >= since)
+        if until is not None:
+            q = q.where(c.recorded_at < until)
+        return [_consent(r) for r in self.session.connection().execute(q).mappings()]
 
     def flush(self) -> None:
         if self.pending:
@@ -256,6 +265,17 @@ class SqlSessionRepository(_RowRepository):
                                r["therapist_id"], r["recorded_at"])
                 for r in self._rows(case_id, therapy_sessions.c.held_on)] + \
             self._pending_for(case_id)
+_CONSENT_EXTRA = ("pilot", "given_by", "guardian_ref", "witness_ref", "document_ref",
+                  "channel", "form_digest", "recorded_org")
+
+
+def _consent(r: Any) -> ConsentRecord:
+    extra = {k: r[k] for k in _CONSENT_EXTRA if r[k] is not None}
+    return ConsentRecord(
+        r["id"], r["case_id"], r["kind"], frozenset(r["purposes"]),
+        frozenset(r["categories"]), frozenset(r["parties"]), r["valid_from"], r["valid_to"],
+        r["method"], r["form_version"], r["recorded_at"], r["recorded_by"],
+        r["recorded_role"], **extra)
 
 
 def _consent_row(r: ConsentRecord) -> dict[str, Any]:
@@ -263,7 +283,8 @@ def _consent_row(r: ConsentRecord) -> dict[str, Any]:
             "purposes": sorted(r.purposes), "categories": sorted(r.categories),
             "parties": sorted(r.parties), "valid_from": r.valid_from, "valid_to": r.valid_to,
             "method": r.method, "form_version": r.form_version, "recorded_at": r.recorded_at,
-            "recorded_by": r.recorded_by, "recorded_role": r.recorded_role}
+            "recorded_by": r.recorded_by, "recorded_role": r.recorded_role,
+            **{k: getattr(r, k) for k in _CONSENT_EXTRA}}
 
 
 def _event_row(e: CaseEvent, seq: int) -> dict[str, Any]:
@@ -293,6 +314,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(self.session)
         self.meetings = SqlMeetingRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
+        self.audit = SqlAuditLog(self.session)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -310,7 +332,8 @@ class SqlUnitOfWork:
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
             self._write_events(touched)
-            for repo in (self.consents, self.members, self.forms, self.measures,
+            self._audit_changes(touched)        # reads the pending consents: before flush
+            for repo in (self.consents, self.members, self.audit, self.forms, self.measures,
                          self.sessions, self.idempotency, self.meetings, self.outbox):
                 repo.flush()
             self.session.commit()
@@ -319,8 +342,9 @@ class SqlUnitOfWork:
             raise ConcurrentUpdate() from exc
         except IntegrityError as exc:
             self.session.rollback()
-            if any(t in str(exc.orig) for t in ("case_events", "case_members",
-                                                "case_measures")):
+            if any(t in str(exc.orig) for t in ("case_events", "case_members", "case_measures",
+                                                "audit_heads", "audit_events",
+                                                "audit_checkpoints")):
                 raise ConcurrentUpdate() from exc
             raise
         for case in touched:
@@ -334,5 +358,12 @@ class SqlUnitOfWork:
             rows.append(_event_row(case.events[0], case.version))
         if rows:
             self.session.connection().execute(insert(case_events), rows)
+    def _audit_changes(self, touched: list[Case]) -> None:
+        """Every case event and consent record becomes a chained audit event."""
+        for case in touched:
+            self.audit.append(auditing.for_case_event(case.events[0], case.subject_id))
+        subjects = {c.id: c.subject_id for c in self.cases.seen.values()}
+        for record in self.consents.pending:
+            self.audit.append(auditing.for_consent(record, subjects.get(record.case_id)))
 
 

@@ -89,6 +89,7 @@ def test_openapi_is_3_1_and_case_data_needs_a_token(client: TestClient) -> None:
                 for op in ops.values()]
     assert case_ops                                       # case data only behind a token
     assert all(op.get("security") == [{"HTTPBearer": []}] for op in case_ops)
+    assert all("401" in op["responses"] for op in case_ops)
 
 
 def test_swagger_ui_is_served_at_docs(client: TestClient) -> None:
@@ -270,6 +271,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.CaseNotFound: (lambda: errors.CaseNotFound("c-1"), 404),
     errors.NotCaseMember: (lambda: errors.NotCaseMember("c-1"), 404),
     errors.PermissionDenied: (lambda: errors.PermissionDenied("no", permission="view_case"), 403),
+    errors.ConsentRequired: (lambda: errors.ConsentRequired("no consent", permission="read"),
+                             403),
+    errors.EmergencyAccessRefused: (lambda: errors.EmergencyAccessRefused("nav"), 403),
     errors.AlreadyMember: (lambda: errors.AlreadyMember("twice", actor_id="a"), 409),
     errors.UnknownWorkflow: (lambda: errors.UnknownWorkflow("no pilot", key="x"), 404),
     errors.InvalidInput: (lambda: errors.InvalidInput("bad", field="limit"), 422),

@@ -115,7 +115,7 @@ def test_every_refusal_leaves_every_table_and_the_case_unchanged(engine: Engine)
     c.grant_consent(grant(case_id))
     before = snapshot(engine, case_id)
     assert before[0] == {"cases": 1, "case_events": 3, "consents": 1, "case_members": 1,
-                         "outbox": 2}
+                         "outbox": 2, "audit_events": 4, "audit_heads": 1}
     assert (before[1]["state"], before[1]["version"]) == ("intake", 3)
     for name, call, error in refusals(c, case_id, clock):
         clock.advance(minutes=1)
@@ -129,7 +129,7 @@ def test_every_refusal_leaves_every_table_and_the_case_unchanged(engine: Engine)
     assert (done.state, done.version) == ("consent", 4)
     counts, row = snapshot(engine, case_id)
     assert counts == {"cases": 1, "case_events": 4, "consents": 1, "case_members": 1,
-                      "outbox": 2}
+                      "outbox": 2, "audit_events": 5, "audit_heads": 1}
     assert row["version"] == 4
 
 

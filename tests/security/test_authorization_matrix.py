@@ -175,6 +175,13 @@ ROWS: tuple[Row, ...] = (
         url=case_url("/consents"), body=lambda w: CONSENT),
     Row("withdraw consent", "POST", "/api/v1/cases/{case_id}/consents/withdrawals",
         MEMBER_WRITES, url=case_url("/consents/withdrawals"), body=lambda w: WITHDRAWAL),
+    Row("access log (who saw what)", "GET", "/api/v1/cases/{case_id}/access-log",
+        expect(team=(403, 404), bruker=(200, 404), auditor=(200, 200),
+               prosjektleder=(404, 404)),
+        url=case_url("/access-log")),
+    Row("audit verification status", "GET", "/api/v1/audit/verify",
+        {**everyone(403), "auditor": (200, 200)}, url=lambda w: "/api/v1/audit/verify",
+        sees_foreign=frozenset()),
     # FHIR (errors are OperationOutcomes). A referral concerns no existing case: only a
     # fastlege may send one, and the same Bundle sent again is a replay (201 again).
     Row("GP referral (FHIR Bundle)", "POST", "/fhir/Bundle",

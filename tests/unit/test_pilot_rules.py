@@ -71,7 +71,7 @@ def fire(c: Coordinator, case_id: UUID, pilot: str, trigger: str, role: str,
 
 def grant(c: Coordinator, case_id: UUID, parties: frozenset[str] = frozenset({"nav"})) -> None:
     c.grant_consent(GrantConsent(case_id, PERSON, frozenset({"coordination"}),
-                                 frozenset({"kartlegging"}), parties, "signed_form", "t1"))
+                                 frozenset({"kartlegging"}), parties, "signed_form", "v1"))
 
 
 def deadline(c: Coordinator, case_id: UUID, name: str) -> tuple[str, datetime | None]:

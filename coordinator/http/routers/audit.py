@@ -1,0 +1,79 @@
+"""Consent log, the person's access log and the audit verification status.
+
+Thin: authorisation lives in the library (a foreign case is 404, a caller without the
+permission 403, and every refusal is audited there). The person (``bruker``) sees their
+own case's logs; auditors see every case's logs and the verification status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from coordinator.http.auth import AUTH_RESPONSES, CurrentActor
+from coordinator.http.deps import CoordinatorDep
+from coordinator.http.errors import PROBLEM_JSON
+from coordinator.http.schemas import ProblemRead
+
+router = APIRouter(prefix="/api/v1", tags=["consent and audit"])
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    **{s: {"model": ProblemRead, "content": {PROBLEM_JSON: {}}} for s in (403, 404)}}
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccessLogEntryRead(_Read):
+    at: datetime
+    actor_id: str
+    actor_role: str
+    actor_org: str | None
+    action: str = Field(description="read, shared, emergency or viewed")
+    purpose: str | None
+    category: str | None
+    audience: str | None
+    consent_id: UUID | None
+    basis: str | None
+
+
+class AuditProblemRead(_Read):
+    where: str
+    code: str
+    message: str
+
+
+class AuditStatusRead(_Read):
+    intact: bool
+    events: int
+    streams: int
+    checkpoints: int
+    first_problem: AuditProblemRead | None
+
+
+@router.get("/cases/{case_id}/access-log", response_model=list[AccessLogEntryRead],
+            responses=_PROBLEMS)
+def access_log(case_id: UUID, actor: CurrentActor,
+               coordinator: CoordinatorDep) -> list[AccessLogEntryRead]:
+    """Who read, received or viewed the case's data, when, why and on which consent
+    (pasientjournalloven § 18): for the person themself and for auditors."""
+    return [AccessLogEntryRead(**e.__dict__)
+            for e in coordinator.access_log(case_id, actor=actor)]
+
+
+@router.get("/audit/verify", response_model=AuditStatusRead,
+            responses=_PROBLEMS)
+def audit_status(actor: CurrentActor, coordinator: CoordinatorDep,
+                 case_id: Annotated[UUID | None, Query()] = None) -> AuditStatusRead:
+    """Verify the audit trail (or one case's chain) now: auditors only."""
+    report = coordinator.verify_audit(case_id=case_id, actor=actor)
+    first = report.first
+    return AuditStatusRead(
+        intact=report.ok, events=report.events, streams=report.streams,
+        checkpoints=report.checkpoints,
+        first_problem=None if first is None else AuditProblemRead(
+            where=first.where, code=first.code, message=first.message))

@@ -1,0 +1,186 @@
+"""The audit store on SQL: chained appends in the unit of work's transaction, streamed
+reads for verification and extracts, checkpoints and their recorded heads.
+
+Appending locks the stream's head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already serializes writers), seals the events on it and moves the
+head, all in the caller's transaction. Only one stream per case is locked, so writers on
+different cases never wait for each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from coordinator.audit.canonical import genesis
+from coordinator.audit.checkpoint import Checkpoint
+from coordinator.audit.events import AuditEvent, SealedEvent, seal
+from coordinator.audit.merkle import Head
+from coordinator.persistence.tables import (
+    audit_checkpoint_heads,
+    audit_checkpoints,
+    audit_events,
+    audit_heads,
+)
+
+BATCH = 5000
+_EVENT_COLUMNS = ("stream", "seq", "occurred_at", "kind", "case_id", "person_key", "actor_id",
+                  "actor_role", "actor_org", "purpose", "category", "audience", "consent_id",
+                  "outcome", "body", "prev_hash", "hash")
+
+
+_SELECT = [audit_events.c[name] for name in (*SealedEvent._fields,)]
+
+
+def event_from_row(r: Any) -> SealedEvent:
+    """A row selected with ``_SELECT`` (the columns in ``SealedEvent`` order)."""
+    return SealedEvent._make(r)
+
+
+def event_row(ev: SealedEvent) -> dict[str, Any]:
+    return {name: getattr(ev, name) for name in _EVENT_COLUMNS}
+
+
+def _checkpoint(r: Any) -> Checkpoint:
+    return Checkpoint(r["seq"], r["created_at"], int(r["stream_count"]), int(r["event_count"]),
+                      r["root"], r["delta_digest"], r["prev_hash"], r["hash"], r["key_id"],
+                      r["signature"], r["max_event_id"])
+
+
+class SqlAuditLog:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pending: list[AuditEvent] = []
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, event: AuditEvent) -> None:
+        self.pending.append(event)
+
+    def flush(self) -> None:
+        """Chain and insert the pending events (called by the unit of work's commit)."""
+        if not self.pending:
+            return
+        by_stream: dict[str, list[AuditEvent]] = {}
+        for event in self.pending:
+            by_stream.setdefault(event.stream, []).append(event)
+        conn = self.session.connection()
+        rows: list[dict[str, Any]] = []
+        h = audit_heads.c
+        for stream in sorted(by_stream):           # one lock order: no deadlocks
+            head = conn.execute(select(h.seq, h.hash).where(h.stream == stream)
+                                .with_for_update()).first()
+            seq, prev = (head[0], head[1]) if head else (0, genesis(stream))
+            for event in by_stream[stream]:
+                sealed = seal(event, seq + 1, prev)
+                rows.append(event_row(sealed))
+                seq, prev = sealed.seq, sealed.hash
+            if head is None:
+                conn.execute(insert(audit_heads).values(stream=stream, seq=seq, hash=prev))
+            else:
+                conn.execute(update(audit_heads).where(h.stream == stream, h.seq == head[0])
+                             .values(seq=seq, hash=prev))
+        conn.execute(insert(audit_events), rows)
+        self.pending.clear()
+
+    # -- reading ---------------------------------------------------------------------------
+    def events(self, *, stream: str | None = None, since: datetime | None = None,
+               streams: Iterable[str] | None = None) -> Iterator[SealedEvent]:
+        """Events ordered by (stream, seq), streamed in batches (a server-side cursor on
+        PostgreSQL)."""
+        e = audit_events.c
+        q = select(*_SELECT).order_by(e.stream, e.seq)
+        if stream is not None:
+            q = q.where(e.stream == stream)
+        if since is not None:
+            q = q.where(e.occurred_at >= since)
+        if streams is not None:
+            q = q.where(e.stream.in_(list(streams)))
+        conn = self.session.connection().execution_options(stream_results=True,
+                                                           yield_per=BATCH)
+        make = SealedEvent._make
+        for row in conn.execute(q):
+            yield make(row)
+
+    def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
+        e = audit_events.c
+        q = select(*_SELECT).where(e.stream == stream, e.seq > seq).order_by(e.seq)
+        for row in self.session.connection().execute(q):
+            yield event_from_row(row)
+
+    def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              person_key: str | None = None, limit: int | None = None) -> list[SealedEvent]:
+        e = audit_events.c
+        q = select(*_SELECT).order_by(e.occurred_at, e.stream, e.seq)
+        if case_id is not None:
+            q = q.where(e.case_id == case_id)
+        if person_key is not None:
+            q = q.where(e.person_key == person_key)
+        if kinds is not None:
+            q = q.where(e.kind.in_(sorted(kinds)))
+        if since is not None:
+            q = q.where(e.occurred_at >= since)
+        if until is not None:
+            q = q.where(e.occurred_at < until)
+        if limit is not None:
+            q = q.limit(limit)
+        return [event_from_row(r) for r in self.session.connection().execute(q)]
+
+    def heads(self, stream: str | None = None) -> dict[str, Head]:
+        h = audit_heads.c
+        q = select(h.stream, h.seq, h.hash)
+        if stream is not None:
+            q = q.where(h.stream == stream)
+        return {r[0]: (r[1], r[2]) for r in self.session.connection().execute(q)}
+
+    def after_id(self, event_id: int) -> list[SealedEvent]:
+        """Events with a larger row id, in (stream, seq) order (a hint: row ids follow
+        insert order, not commit order; callers check continuity)."""
+        e = audit_events.c
+        q = select(*_SELECT).where(e.id > event_id).order_by(e.stream, e.seq)
+        return [event_from_row(r) for r in self.session.connection().execute(q)]
+
+    def max_id(self) -> int:
+        return int(self.session.connection().scalar(select(func.max(audit_events.c.id))) or 0)
+
+    def count(self) -> int:
+        return int(self.session.connection().scalar(
+            select(func.count()).select_from(audit_events)) or 0)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoints(self) -> list[Checkpoint]:
+        c = audit_checkpoints.c
+        rows = self.session.connection().execute(select(audit_checkpoints).order_by(c.seq))
+        return [_checkpoint(r) for r in rows.mappings()]
+
+    def checkpoint_heads(self, stream: str | None = None) -> dict[int, dict[str, Head]]:
+        k = audit_checkpoint_heads.c
+        q = select(k.checkpoint_seq, k.stream, k.seq, k.hash)
+        if stream is not None:
+            q = q.where(k.stream == stream)
+        out: dict[int, dict[str, Head]] = {}
+        for cp, s, seq, hsh in self.session.connection().execute(q):
+            out.setdefault(cp, {})[s] = (seq, hsh)
+        return out
+
+    def add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
+        conn = self.session.connection()
+        conn.execute(insert(audit_checkpoints).values(
+            seq=checkpoint.seq, created_at=checkpoint.created_at,
+            stream_count=checkpoint.stream_count, event_count=checkpoint.event_count,
+            root=checkpoint.root, delta_digest=checkpoint.delta_digest,
+            prev_hash=checkpoint.prev_hash, hash=checkpoint.hash, key_id=checkpoint.key_id,
+            signature=checkpoint.signature, max_event_id=checkpoint.max_event_id))
+        if delta:
+            conn.execute(insert(audit_checkpoint_heads), [
+                {"checkpoint_seq": checkpoint.seq, "stream": s, "seq": h[0], "hash": h[1]}
+                for s, h in sorted(delta.items())])
+
+
+def sealed_rows(events: Sequence[SealedEvent]) -> list[dict[str, Any]]:
+    return [event_row(e) for e in events]
