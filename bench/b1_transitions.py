@@ -40,16 +40,18 @@ TRIGGER = "record_outcome"           # internal transition: may fire again and a
 PHASES = ("start", "end")
 UNIT = "transitions/s"
 FIRE = "bench.b1_transitions:fire_op"
+FIRER_ID, FIRER_ROLE = "bench", "kognitiv_terapeut"   # on every case's team (need-to-know)
 MEASURES = "Audited case transitions/s, PostgreSQL, 4 processes"
 MEASURES_1 = "Audited case transitions/s, PostgreSQL, 1 process"
 
 NOTES = [
     "B1 measures today, per transition and in one commit: loading the case by primary key, "
+    "the need-to-know check (the case's team loaded; the firer is a member), "
     "argument validation and guard evaluation through the workflow engine (ringsaker "
     "record_outcome), the consent decision (the case's consent record loaded and evaluated "
     "into live scopes), the effect on the case record, a version-checked UPDATE of the case "
     "(version_id_col) and one case_events row.",
-    "NOT measured yet, because the code does not exist yet: authorisation checks, AES-GCM "
+    "NOT measured yet, because the code does not exist yet: AES-GCM "
     "encryption of 1-3 fields, the hash-chained audit event and the outbox row. B1 figures "
     "will drop when those issues land; compare ratios only within one commit.",
     "The --chain=global variant is not run: there is no audit chain yet.",
@@ -68,6 +70,7 @@ def create_cases(params: dict[str, Any], index: int) -> list[str]:
     engine = make_engine(params["url"])
     coordinator = build(engine=engine)
     gp = Actor(f"bench-gp-{index}", "fastlege")
+    firer = Actor(FIRER_ID, FIRER_ROLE)
     rng = random.Random(params["seed"])
     deadline = time.monotonic() + params["max_seconds"]
     ids: list[str] = []
@@ -78,7 +81,8 @@ def create_cases(params: dict[str, Any], index: int) -> list[str]:
             born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
             problem = rng.choice(("msk", "mental_mild_moderate"))
             case = coordinator.open_case(
-                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp))
+                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp,
+                         team=(firer,)))
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
                 frozenset({"nav"}), "digital", "bench-v1"))
@@ -99,7 +103,7 @@ def fire_op(params: dict[str, Any], index: int) -> tuple[Any, Any]:
     engine = make_engine(params["url"])
     coordinator = build(engine=engine)
     ids = [UUID(x) for x in params["ids"][index::params["workers"]]]
-    actor = Actor("bench", "kognitiv_terapeut")
+    actor = Actor(FIRER_ID, FIRER_ROLE)
     rng = random.Random(index)
 
     def op() -> bool:
