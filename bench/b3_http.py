@@ -158,7 +158,7 @@ def load_cases(url: str, count: int) -> list[str]:
                 PILOT, "fastlege", Profile(born, frozenset({"msk"})), gp, team=(me,)))
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
-                frozenset({"nav"}), "digital", "bench-v1"))
+                frozenset({"nav"}), "digital", "v1"))
             ids.append(str(case.id))
     finally:
         engine.dispose()
