@@ -22,14 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 from uuid import UUID
 
 from coordinator.access.policy import BRUKER, ROLES, Permission, Relation, trigger_permission
 from coordinator.audit import runner
 from coordinator.audit.checkpoint import Checkpoint
-from coordinator.audit.events import CASE_VIEWED, SealedEvent, stream_of
+from coordinator.audit.events import CASE_VIEWED, DATA_READ, SealedEvent, stream_of
 from coordinator.audit.verify import Report
-from coordinator.cases import auditing, gate, sharing, team
+from coordinator.cases import auditing, disclosure, gate, sharing, team
 from coordinator.cases.commands import (
     AccessLogEntry,
     CaseSummary,
@@ -42,7 +43,7 @@ from coordinator.cases.commands import (
     OpenCase,
     WithdrawConsent,
 )
-from coordinator.cases.model import SYSTEM, Actor, Case, CaseEvent, Member
+from coordinator.cases.model import SYSTEM, Actor, Case, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import (
@@ -61,7 +62,7 @@ from coordinator.meetings import Meetings, replan
 from coordinator.ports import CheckpointSigner, Clock, OutboxStore, UnitOfWork
 from coordinator.scheduling.outbox import INAPP
 from coordinator.workflows import deadlines, eligibility
-from coordinator.workflows.definition import CLOSED_STATES
+from coordinator.workflows.definition import CLOSED_STATES, WorkflowDefinition
 from coordinator.workflows.engine import Workflow
 from coordinator.workflows.registry import WorkflowRegistry
 
@@ -184,20 +185,36 @@ class Coordinator:
     def view(self, case_id: UUID, *, actor: Actor = SYSTEM) -> CaseView:
         """State, allowed next actions (with reasons when not), deadlines, team and history.
         Without VIEW_CASE (the auditor) only metadata: no record, actions, team or event
-        arguments. Raises: CaseNotFound, NotCaseMember."""
+        arguments. A team member sees data categories of the other side only as the gate
+        allows them now (``cases.disclosure``); the rest is left out and listed in
+        ``withheld``, and the cross-side reads are audited as one ``data_read``.
+        Raises: CaseNotFound, NotCaseMember."""
         now = self.clock.now()
         with self._denials(actor, "view", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             rel = team.authorize(uow, actor, case, Permission.VIEW_METADATA)
             content = team.may(actor, Permission.VIEW_CASE, rel)
             workflow = self.workflows.get(*case.workflow_ref)
-            consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
+            records = uow.consents.for_case(case.id)
+            consents = purposes_by_party(live_scopes(records, now))
             facts = case.facts(workflow, consents, now)
             history = uow.events.history(case.id) \
                 if team.may(actor, Permission.VIEW_HISTORY, rel) else []
+            record: dict[str, Any] = {}
+            withheld: tuple[str, ...] = ()
+            if content:
+                by_seq = disclosure.event_categories(actor, history, self._definition)
+                shown = disclosure.decide(
+                    actor, rel, {*by_seq.values(), *disclosure.record_categories(
+                        case.record_data)}, records, now)
+                record = disclosure.filter_record(case.record_data, shown)
+                history = disclosure.filter_events(history, by_seq, shown)
+                withheld = tuple(sorted(shown.withheld))
+                self._audit_cross_reads(uow, actor, case, shown, "view", now)
             uow.audit.append(auditing.access(
                 CASE_VIEWED, actor, now, case_id=case.id, person_key=case.subject_id,
-                data={"content": content}))
+                data={"content": content, **({"withheld": list(withheld)} if withheld
+                                             else {})}))
             uow.commit()
             return CaseView(
                 summary=CaseSummary.of(case),
@@ -206,20 +223,49 @@ class Coordinator:
                     workflow.definition, state=case.state, referred_at=case.referred_at,
                     profile=facts.profile, record=facts.record, now=now)),
                 history=tuple(history if content else team.without_content(history)),
-                record=case.record_data if content else {},
+                record=record,
                 team=tuple(uow.members.for_case(case.id)) if content else (),
                 content=content,
+                withheld=withheld,
             )
 
-    def history(self, case_id: UUID, *, actor: Actor = SYSTEM) -> Sequence[CaseEvent]:
-        """Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+    def history(self, case_id: UUID, *, actor: Actor = SYSTEM) -> disclosure.CaseHistory:
+        """The case's events. Without VIEW_CASE only metadata; a team member gets the
+        content of other-side categories only as the gate allows (``withheld`` lists the
+        rest), and the cross-side reads are audited as one ``data_read``.
+        Raises: CaseNotFound, NotCaseMember, PermissionDenied."""
+        now = self.clock.now()
         with self._denials(actor, "history", case_id), self.uow() as uow:
             case = uow.cases.get(case_id)
             rel = team.authorize(uow, actor, case, Permission.VIEW_HISTORY)
             events = uow.events.history(case_id)
-            sharing.log_read(uow, actor, case, "history", self.clock.now())
-            return events if team.may(actor, Permission.VIEW_CASE, rel) \
-                else team.without_content(events)
+            if not team.may(actor, Permission.VIEW_CASE, rel):
+                sharing.log_read(uow, actor, case, "history", now)
+                return disclosure.CaseHistory(tuple(team.without_content(events)))
+            by_seq = disclosure.event_categories(actor, events, self._definition)
+            shown = disclosure.decide(actor, rel, by_seq.values(),
+                                      uow.consents.for_case(case_id), now)
+            self._audit_cross_reads(uow, actor, case, shown, "history", now)
+            withheld = tuple(sorted(shown.withheld))
+            sharing.log_read(uow, actor, case, "history", now,
+                             withheld=list(withheld))
+            return disclosure.CaseHistory(
+                tuple(disclosure.filter_events(events, by_seq, shown)), withheld)
+
+    def _definition(self, key: str, version: int) -> WorkflowDefinition:
+        return self.workflows.get(key, version).definition
+
+    @staticmethod
+    def _audit_cross_reads(uow: UnitOfWork, actor: Actor, case: Case,
+                           shown: disclosure.Shown, via: str, now: datetime) -> None:
+        """One ``data_read`` per request for the categories read across sides on a
+        consent, committed with the request's other audit events before data leaves."""
+        if not shown.crossed:
+            return
+        data, consent_id, purpose, category = disclosure.read_record(shown, via)
+        uow.audit.append(auditing.access(
+            DATA_READ, actor, now, case_id=case.id, person_key=case.subject_id,
+            purpose=purpose, category=category, consent_id=consent_id, data=data))
 
     def list_cases(self, *, pilot: str | None = None, state: str | None = None,
                    after: UUID | None = None, limit: int = 50,

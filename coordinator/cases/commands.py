@@ -93,6 +93,7 @@ class AccessLogEntry:
     audience: str | None
     consent_id: UUID | None
     basis: str | None
+    categories: tuple[str, ...] = ()    # every category read (a case page read lists several)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class CaseView:
     record: Mapping[str, Any]
     team: tuple[Member, ...] = ()
     content: bool = True        # False: record, actions, team and event arguments withheld
+    withheld: tuple[str, ...] = ()   # other-side categories left out (no live consent)
 
 
 @dataclass(frozen=True)

@@ -125,15 +125,25 @@ def access_log(uow: UnitOfWork, actor: Actor, case: Case, now: datetime
     rows = uow.audit.query(case_id=case.id, kinds=ACTIONS)
     entries = [AccessLogEntry(e.occurred_at, e.actor_id, e.actor_role, e.actor_org,
                               ACTIONS[e.kind], e.purpose, e.category, e.audience, e.consent_id,
-                              e.data.get("basis"))
+                              e.data.get("basis"), _categories(e))
                for e in rows if not (e.actor_role == "bruker" and e.actor_id == case.subject_id)]
     log_read(uow, actor, case, "access_log", now)
     return entries
 
 
-def log_read(uow: UnitOfWork, actor: Actor, case: Case, what: str, now: datetime) -> None:
+def _categories(e: SealedEvent) -> tuple[str, ...]:
+    """Every category an access covered: a case page or history read lists several."""
+    listed = e.data.get("categories")
+    if isinstance(listed, list):
+        return tuple(str(c) for c in listed)
+    return (e.category,) if e.category else ()
+
+
+def log_read(uow: UnitOfWork, actor: Actor, case: Case, what: str, now: datetime,
+             withheld: list[str] | None = None) -> None:
+    data: dict[str, object] = {"log": what, **({"withheld": withheld} if withheld else {})}
     uow.audit.append(auditing.access(kinds.LOG_READ, actor, now, case_id=case.id,
-                                     person_key=case.subject_id, data={"log": what}))
+                                     person_key=case.subject_id, data=data))
     uow.commit()
 
 

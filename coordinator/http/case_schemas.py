@@ -158,7 +158,13 @@ class EventRead(_Model):
 
 
 class HistoryPage(_Model):
+    """Events whose content is of a category the caller may not read now (the other
+    side's data without a live consent) keep their metadata but carry no reason or data;
+    ``withheld`` names those categories."""
+
     items: list[EventRead]
+    withheld: list[str] = Field(default_factory=list,
+                                description="Data categories left out: no live consent")
     limit: int
     next_cursor: int | None = Field(description="Pass as `after` (a seq) for the next page")
     next: str | None
@@ -167,7 +173,8 @@ class HistoryPage(_Model):
 class CaseRead(_Model):
     """The case page: everything a team member needs for the next step. Without content
     rights (the auditor) ``actions``, ``team`` and ``record`` are empty and ``content`` is
-    false."""
+    false. A team member sees the other side's data categories only under a live consent;
+    ``withheld`` lists those left out of ``record``."""
 
     case: CaseSummaryRead
     content: bool
@@ -178,6 +185,10 @@ class CaseRead(_Model):
     consents: list[ConsentRead] = Field(description="The newest consent records (at most "
                                                     "20); all of them under /consents")
     consents_total: int
+    withheld: list[str] = Field(default_factory=list,
+                                description="Data categories of the other side left out of "
+                                            "record and history: no live consent covers "
+                                            "them for the caller now")
 
 
 class CaseCountRead(_Model):

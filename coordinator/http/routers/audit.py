@@ -39,6 +39,9 @@ class AccessLogEntryRead(_Read):
     audience: str | None
     consent_id: UUID | None
     basis: str | None
+    categories: list[str] = Field(default_factory=list,
+                                  description="Every category the access covered (a case "
+                                              "page or history read lists several)")
 
 
 class AuditProblemRead(_Read):

@@ -133,7 +133,8 @@ def get_case(case_id: CaseId, actor: CurrentActor, coordinator: CoordinatorDep,
         actions=_actions(view, actor) if view.content else [],
         deadlines=[DeadlineRead.of(d) for d in view.deadlines],
         team=[MemberRead.of(m) for m in view.team], record=dict(view.record),
-        consents=[ConsentRead.of(r) for r in newest], consents_total=len(consents))
+        consents=[ConsentRead.of(r) for r in newest], consents_total=len(consents),
+        withheld=list(view.withheld))
 
 
 @router.get("/cases/{case_id}/history", response_model=HistoryPage, responses=problems(403, 404))
@@ -142,11 +143,14 @@ def case_history(case_id: CaseId, actor: CurrentActor, coordinator: CoordinatorD
                  after: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
                  limit: Limit = DEFAULT_LIMIT) -> HistoryPage:
     """The case's events in order, from ``after`` (a seq). Without content rights (the
-    auditor) events carry no reason or arguments."""
-    events = [e for e in coordinator.history(case_id, actor=actor) if e.seq > after]
+    auditor) events carry no reason or arguments; neither do events holding a data
+    category of the other side that no live consent lets the caller read (``withheld``)."""
+    history = coordinator.history(case_id, actor=actor)
+    events = [e for e in history if e.seq > after]
     page = events[:limit]
     more = len(events) > limit
-    return HistoryPage(items=[EventRead.of(e) for e in page], limit=limit,
+    return HistoryPage(items=[EventRead.of(e) for e in page], withheld=list(history.withheld),
+                       limit=limit,
                        next_cursor=page[-1].seq if more else None,
                        next=next_url(request, after=page[-1].seq) if more else None)
 
