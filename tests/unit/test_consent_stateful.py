@@ -1,6 +1,7 @@
 """Hypothesis stateful test: no read or disclosure ever succeeds without a consent that
 covers its purpose, category and audience at that moment, and every attempt (granted or
-refused) writes exactly one audit event.
+refused) writes exactly one audit event. The case page and the history show the other
+side's notes only under such a consent, and audit the cross-side read.
 
 A plain-Python reference model (lists of grants and withdrawals with their times) decides
 independently of ``consent.policy`` whether a scope is covered. The machine opens cases,
@@ -33,7 +34,13 @@ from hypothesis.stateful import (
 )
 
 from coordinator.bootstrap import build
-from coordinator.cases.commands import GrantConsent, OpenCase, WithdrawConsent
+from coordinator.cases.commands import (
+    CaseView,
+    FireTrigger,
+    GrantConsent,
+    OpenCase,
+    WithdrawConsent,
+)
 from coordinator.cases.model import Actor
 from coordinator.consent.model import CATEGORIES, HEALTH_CATEGORIES, PARTIES, PURPOSES
 from coordinator.demo import referral
@@ -52,6 +59,9 @@ PARTY = {"fastlege": "fastlege", "nav_veileder": "nav", "rph_behandler": "rph",
 SIDE = {"fastlege": "health", "rph_behandler": "health", "nav_veileder": "nav",
         "jobbspesialist": "nav"}
 MEMBERS = (GP, NAV, RPH, JS)
+NOTES = {"rph_behandler": "Kartlagt: søvnvansker", "nav_veileder": "Sykmeldt 50 %"}
+NOTE_CATEGORIES_BY = {"rph_behandler": "kartlegging", "nav_veileder": "work_status"}
+NOTE_CATEGORIES = set(NOTE_CATEGORIES_BY.values())
 
 # Small universes, so that grants, withdrawals and requests overlap often; every value
 # is one the policy knows.
@@ -111,6 +121,9 @@ class ConsentMachine(RuleBasedStateMachine):
         _ch, profile = referral("ringsaker", self.clock.now().date(), random.Random(1))
         case_id = self.c.open_case(OpenCase("ringsaker", "fastlege", profile, GP,
                                             subject_id=PERSON.id, team=MEMBERS[1:])).id
+        # the history holds a health note (kartlegging) and a Nav note (work_status)
+        for who, trigger in ((RPH, "begin_intake"), (NAV, "complete_intake")):
+            self.c.fire(FireTrigger(case_id, trigger, who, {"reason": NOTES[who.role]}))
         self.model.records[case_id] = []
         self.audit_count = self._audit_count()
         return case_id
@@ -157,6 +170,23 @@ class ConsentMachine(RuleBasedStateMachine):
         covered = self.model.covered(case_id, (p, c, to), self.clock.now())
         self._attempt(to == PARTY[who.role] or covered, lambda: self.c.share_data(
             case_id, actor=who, purpose=p, category=c, audience=to))
+
+    @rule(case_id=cases, who=st.sampled_from(MEMBERS), page=st.booleans())
+    def look(self, case_id: uuid.UUID, who: Actor, page: bool) -> None:
+        """The case page or the history shows the other side's note only under a covering
+        consent; one access event, plus one data_read when a note crossed sides."""
+        now = self.clock.now()
+        shown = {c for c in NOTE_CATEGORIES
+                 if SIDE[who.role] == ("health" if c in HEALTH_CATEGORIES else "nav")
+                 or self.model.covered(case_id, ("coordination", c, PARTY[who.role]), now)}
+        got = self.c.view(case_id, actor=who) if page else self.c.history(case_id, actor=who)
+        events = got.history if isinstance(got, CaseView) else got
+        assert set(got.withheld) == NOTE_CATEGORIES - shown
+        assert {e.reason for e in events if e.reason} == {NOTES[r] for r in NOTES
+                                                          if NOTE_CATEGORIES_BY[r] in shown}
+        crossed = any(SIDE[who.role] != ("health" if c in HEALTH_CATEGORIES else "nav")
+                      for c in shown)
+        self.audit_count += 1 + crossed
 
     @rule(case_id=consumes(cases))
     def forget(self, case_id: uuid.UUID) -> None:
