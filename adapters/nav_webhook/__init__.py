@@ -70,19 +70,28 @@ class WebhookNotifier:
     def request(self, m: OutgoingMessage) -> urllib.request.Request:
         body = m.body.encode()
         timestamp = str(int(self.clock()))
-        return urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
-            self.url, data=body, method="POST", headers={
+        headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "coordinator-nav-webhook",
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
             DELIVERY_HEADER: str(m.id),
             "Idempotency-Key": str(m.id),
-        })
+        }
+        # The scheme is checked in __init__ (http or https only).
+        return urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310
+                                      headers=headers)
 
     def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+        """One request per message. After a connection-level failure (refused, timeout)
+        the rest of the batch gets the same error without being tried, so a receiver that
+        is down costs one timeout per batch, not one per message."""
         out: dict[UUID, str | None] = {}
+        down: str | None = None
         for m in messages:
+            if down is not None:
+                out[m.id] = down
+                continue
             try:
                 with self.opener.open(self.request(m), timeout=self.timeout) as response:
                     status = int(response.status)
@@ -91,5 +100,5 @@ class WebhookNotifier:
                 out[m.id] = f"HTTP {exc.code}"
                 exc.close()
             except (urllib.error.URLError, OSError, ValueError) as exc:
-                out[m.id] = f"{type(exc).__name__}: {exc}"
+                down = out[m.id] = f"{type(exc).__name__}: {exc}"
         return out

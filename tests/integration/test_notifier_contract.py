@@ -319,9 +319,63 @@ def test_a_failed_nav_event_is_an_error_and_the_rest_arrive(hook: Hook) -> None:
     assert [i for i, _ in arrived()] == [good.id]
 
 
+def test_the_webhook_does_not_follow_redirects(webhook_server: _WebhookServer) -> None:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", webhook_server.url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        notifier = WebhookNotifier(f"http://127.0.0.1:{server.server_address[1]}/",
+                                   WEBHOOK_SECRET, timeout=5)
+        r = nav_event()
+        assert notifier.send([render(r, BASE)]) == {r.id: "HTTP 302"}
+        assert webhook_server.received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_the_webhook_with_no_server_reports_an_error_so_the_dispatcher_retries() -> None:
     notifier = WebhookNotifier(f"http://127.0.0.1:{_free_port()}/hook", WEBHOOK_SECRET,
                                timeout=2)
-    r = nav_event()
-    [(outbox_id, error)] = notifier.send([render(r, BASE)]).items()
-    assert outbox_id == r.id and error and "URLError" in error
+    batch = [nav_event() for _ in range(3)]
+    result = notifier.send([render(r, BASE) for r in batch])
+    assert set(result) == {r.id for r in batch}
+    assert all(e and "URLError" in e for e in result.values())      # one refusal for all
+
+
+def test_a_silent_webhook_costs_one_timeout_per_batch_not_one_per_message() -> None:
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.1)
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    accepted.append(listener.accept()[0])       # never answers
+                except TimeoutError:
+                    continue
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        notifier = WebhookNotifier(f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
+                                   WEBHOOK_SECRET, timeout=1)
+        batch = [nav_event() for _ in range(3)]
+        result = notifier.send([render(r, BASE) for r in batch])
+        assert len({*result.values()}) == 1 and None not in result.values()
+        done.set()
+        thread.join()
+        assert len(accepted) == 1                       # the rest were not tried
+    for conn in accepted:
+        conn.close()
