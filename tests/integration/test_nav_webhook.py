@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
@@ -27,12 +28,15 @@ from adapters.nav_webhook import (
     verify,
 )
 from coordinator.bootstrap import build, build_dispatcher
-from coordinator.cases.commands import FireTrigger, OpenCase, WithdrawConsent
+from coordinator.cases.commands import FireTrigger, GrantConsent, OpenCase, WithdrawConsent
+from coordinator.cases.model import Case
 from coordinator.config import Settings
 from coordinator.demo import CHANNEL_ROLE, JOURNEYS, actor, referral, take_step, team
-from coordinator.errors import GuardFailed
+from coordinator.errors import ConcurrentUpdate, GuardFailed
+from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlOutboxStore
-from coordinator.ports import OutboxStore
+from coordinator.persistence.unit_of_work import SqlUnitOfWork
+from coordinator.ports import OutboxStore, UnitOfWork
 from coordinator.scheduling import nav
 from coordinator.scheduling.dispatcher import Dispatcher
 from coordinator.scheduling.outbox import (
@@ -317,3 +321,61 @@ def test_bootstrap_wires_the_webhook_channel_from_settings(
     plain = Settings(data_dir=tmp_path)
     assert NAV_WEBHOOK not in build_dispatcher(plain, engine=sqlite_engine).notifiers
     assert build(plain, engine=sqlite_engine).nav_webhook is False
+
+
+# -- one transaction with the case change ----------------------------------------------------------
+@pytest.mark.parametrize("backend", ["memory", pytest.param("postgres",
+                                                                marks=pytest.mark.postgres)])
+def test_a_case_change_that_loses_a_race_leaves_no_nav_event(
+        backend: str, request: pytest.FixtureRequest, clock: FakeClock) -> None:
+    """The change and its Nav row commit together: when another writer bumps the case
+    between our read and our commit, neither the transition nor the row is written.
+    (SQLite serialises writers, so the race cannot happen there.)"""
+    if backend == "memory":
+        store = InMemoryStore()
+
+        def base() -> UnitOfWork:
+            return InMemoryUnitOfWork(store)
+    else:
+        engine: Engine = request.getfixturevalue("pg_engine")
+        start_mappers()
+
+        def base() -> UnitOfWork:
+            return SqlUnitOfWork(engine)
+    c = build(clock=clock, uow=base, channels=(INAPP,), nav_webhook=True)
+    case_id = open_case(c, clock)
+    walk(c, clock, case_id, "ha", "complete_intake")
+    consent = {s.trigger: s for s in JOURNEYS["ha"]}["confirm_consent"].consent
+    assert consent is not None
+    c.grant_consent(GrantConsent(case_id, actor("ha", "nav_veileder"), consent.purposes,
+                                 consent.categories, consent.parties, consent.method,
+                                 consent.form_version))
+
+    class Racing:
+        """A unit of work whose case read is followed by another writer's change."""
+
+        def __init__(self) -> None:
+            self.inner = base()
+
+        def __enter__(self) -> UnitOfWork:
+            uow = self.inner.__enter__()
+            get = uow.cases.get
+
+            def get_then_race(i: UUID) -> Case:
+                case = get(i)
+                c.add_member(i, "nav-2", "nav_veileder", by=actor("ha", "nav_veileder"))
+                return case
+            uow.cases.get = get_then_race           # type: ignore[method-assign]
+            return uow
+
+        def __exit__(self, *exc: Any) -> None:
+            self.inner.__exit__(*exc)
+
+    racing = build(clock=clock, uow=lambda: cast(UnitOfWork, Racing()), channels=(INAPP,),
+                   nav_webhook=True)
+    with pytest.raises(ConcurrentUpdate):
+        racing.fire(FireTrigger(case_id, "confirm_consent", actor("ha", "nav_veileder")))
+    assert c.summary(case_id).state == "consent"
+    assert nav_rows(c, case_id) == []
+    c.fire(FireTrigger(case_id, "confirm_consent", actor("ha", "nav_veileder")))
+    assert [r.kind for r in nav_rows(c, case_id)] == ["nav_referral_consented"]
