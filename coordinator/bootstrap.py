@@ -20,7 +20,7 @@ from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
 from coordinator.ports import CheckpointSigner, Clock, Notifier, OutboxStore, UnitOfWork
 from coordinator.scheduling.dispatcher import Dispatcher
-from coordinator.scheduling.outbox import EMAIL, INAPP
+from coordinator.scheduling.outbox import EMAIL, INAPP, NAV_WEBHOOK
 from coordinator.service import Coordinator
 from coordinator.workflows.registry import WorkflowRegistry
 
@@ -30,7 +30,8 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
           uow: Callable[[], UnitOfWork] | None = None,
           outbox_store: OutboxStore | None = None,
           channels: tuple[str, ...] | None = None,
-          signer: CheckpointSigner | None = None) -> Coordinator:
+          signer: CheckpointSigner | None = None,
+          nav_webhook: bool | None = None) -> Coordinator:
     """Build a Coordinator. Overrides are for tests and benchmarks, not settings. The
     checkpoint signer's key lives in ``settings.data_dir`` and is read on first use."""
     settings = settings or Settings()
@@ -49,7 +50,9 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
     return Coordinator(uow=uow, workflows=workflows or WorkflowRegistry.builtin(),
                        clock=clock or SystemClock(), channels=channels,
                        outbox_store=outbox_store,
-                       signer=signer or Ed25519CheckpointSigner(settings.data_dir))
+                       signer=signer or Ed25519CheckpointSigner(settings.data_dir),
+                       nav_webhook=bool(settings.nav_webhook_url) if nav_webhook is None
+                       else nav_webhook)
 
 
 def email_notifier(settings: Settings) -> Notifier:
@@ -60,6 +63,14 @@ def email_notifier(settings: Settings) -> Notifier:
         settings.smtp_host, settings.smtp_port, sender=settings.smtp_sender,
         recipient_domain=settings.smtp_recipient_domain, starttls=settings.smtp_starttls,
         username=settings.smtp_username, password=settings.smtp_password)
+    return notifier
+
+
+def nav_notifier(settings: Settings) -> Notifier:
+    """The Nav webhook adapter named in settings, loaded by import path."""
+    module, _, name = settings.nav_webhook_notifier.partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    notifier: Notifier = factory(settings.nav_webhook_url, settings.nav_webhook_secret or "")
     return notifier
 
 
@@ -79,6 +90,8 @@ def build_dispatcher(settings: Settings | None = None, *, engine: Engine | None 
         chosen: dict[str, Notifier] = {INAPP: SqlInbox(engine, clock)}
         if settings.smtp_host:
             chosen[EMAIL] = email_notifier(settings)
+        if settings.nav_webhook_url:
+            chosen[NAV_WEBHOOK] = nav_notifier(settings)
         notifiers = chosen
     dispatcher = Dispatcher(
         store=store or SqlOutboxStore(engine),  # type: ignore[arg-type]

@@ -122,6 +122,26 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
     worker_max_attempts: int = Field(default=8, ge=1, le=100)
+    # -- outbound Nav events (docs/referrals.md) -------------------------------------------
+    nav_webhook_url: str | None = Field(
+        default=None, description="Where Nav events are POSTed; unset: no Nav events")
+    nav_webhook_secret: str | None = Field(
+        default=None, repr=False, description="HMAC-SHA256 key shared with the receiver")
+    nav_webhook_notifier: str = Field(default="adapters.nav_webhook:WebhookNotifier",
+                                      description="Import path of the webhook adapter")
+
+    @model_validator(mode="after")
+    def _check_nav_webhook(self) -> Self:
+        if self.nav_webhook_url is None:
+            return self
+        url = urlsplit(self.nav_webhook_url)
+        if not url.hostname or (url.scheme != "https" and not (
+                url.scheme == "http" and _is_loopback(url.hostname))):
+            raise ValueError("nav_webhook_url must be an https URL (http only on loopback)")
+        if not self.nav_webhook_secret or len(self.nav_webhook_secret) < 32:
+            raise ValueError("nav_webhook_secret must be set, at least 32 characters, "
+                             "when nav_webhook_url is")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,7 +21,7 @@ from coordinator.cases.model import SYSTEM, Actor, Case, Member
 from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import InvalidInput
 from coordinator.ports import Clock, OutboxStore, UnitOfWork
-from coordinator.scheduling import policy
+from coordinator.scheduling import nav, policy
 from coordinator.scheduling.outbox import NOTICE, RULE, OutboxRow
 from coordinator.workflows import deadlines
 from coordinator.workflows.definition import CLOSED_STATES
@@ -84,6 +84,16 @@ def replan(uow: UnitOfWork, case: Case, workflow: Workflow, now: datetime,
                                                            now)])
 
 
+def notify_nav(uow: UnitOfWork, case: Case, before: str,
+               consents: frozenset[tuple[str, str]], now: datetime, enabled: bool) -> None:
+    """Write the Nav event of the change ``before`` → ``case.state`` (if any, and only under
+    a live consent covering coordination with Nav) into this unit of work's outbox."""
+    if enabled:
+        uow.outbox.add(nav.rows_for_change(case_id=case.id, pilot=case.pilot,
+                                           version=case.version, before=before,
+                                           after=case.state, consents=consents, now=now))
+
+
 @dataclass
 class Meetings:
     uow: Callable[[], UnitOfWork]
@@ -91,6 +101,7 @@ class Meetings:
     clock: Clock
     channels: tuple[str, ...]
     store: OutboxStore | None = None
+    nav_webhook: bool = False       # write Nav events (docs/referrals.md)
 
     def schedule(self, cmd: ScheduleMeeting) -> Meeting:
         """Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput,
@@ -138,8 +149,10 @@ class Meetings:
             trigger = HELD_TRIGGERS.get(meeting.kind)
             if trigger is not None and trigger in workflow.definition.triggers():
                 consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
+                state = case.state
                 case.fire(trigger, by=actor, workflow=workflow, consents=consents,
                           args={"attendees": list(meeting.attendees or ())}, now=now)
+                notify_nav(uow, case, state, consents, now, self.nav_webhook)
             else:
                 case.note("meeting_held", by=actor, now=now, data=_event_data(meeting))
             uow.meetings.add(meeting)

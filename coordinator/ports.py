@@ -181,6 +181,10 @@ class OutboxRepository(Protocol):
         """Cancel every pending row of the case."""
         ...
 
+    def cancel_channel(self, case_id: UUID, channel: str) -> None:
+        """Cancel the case's pending rows on ``channel`` (Nav events after a withdrawal)."""
+        ...
+
     def for_case(self, case_id: UUID) -> Sequence[OutboxRow]:
         """Committed rows of the case, by due time."""
         ...

@@ -58,9 +58,10 @@ from coordinator.errors import (
     ReferrerNotAllowed,
     StaleVersion,
 )
-from coordinator.meetings import Meetings, replan
+from coordinator.meetings import Meetings, notify_nav, replan
 from coordinator.ports import CheckpointSigner, Clock, OutboxStore, UnitOfWork
-from coordinator.scheduling.outbox import INAPP
+from coordinator.scheduling import nav
+from coordinator.scheduling.outbox import INAPP, NAV_WEBHOOK
 from coordinator.workflows import deadlines, eligibility
 from coordinator.workflows.definition import CLOSED_STATES, WorkflowDefinition
 from coordinator.workflows.engine import Workflow
@@ -80,8 +81,10 @@ class Coordinator:
     @cached_property
     def meetings(self) -> Meetings:
         """Meetings, reminders, the overdue view and dead letters (coordinator.meetings)."""
-        return Meetings(self.uow, self.workflows, self.clock, self.channels, self.outbox_store)
+        return Meetings(self.uow, self.workflows, self.clock, self.channels, self.outbox_store,
+                        self.nav_webhook)
     signer: CheckpointSigner | None = None     # signs and verifies audit checkpoints
+    nav_webhook: bool = False   # write Nav events to the outbox (docs/referrals.md)
 
     # -- denials are audited -------------------------------------------------------------
     @contextmanager
@@ -169,8 +172,10 @@ class Coordinator:
                 raise StaleVersion(cmd.expected_version, case.version)
             workflow = self.workflows.get(*case.workflow_ref)
             consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
+            state = case.state
             case.fire(cmd.trigger, by=cmd.actor, workflow=workflow, consents=consents,
                       args=dict(cmd.args), now=now)
+            notify_nav(uow, case, state, consents, now, self.nav_webhook)
             replan(uow, case, workflow, now, self.channels)
             uow.commit()
             return CaseSummary.of(case)
@@ -353,8 +358,12 @@ class Coordinator:
         with self._denials(cmd.actor, "manage_consent", cmd.case_id), self.uow() as uow:
             case = uow.cases.get(cmd.case_id)
             team.authorize(uow, cmd.actor, case, Permission.MANAGE_CONSENT)
-            record = sharing.consent_record(case, cmd, self.clock.now())
+            now = self.clock.now()
+            record = sharing.consent_record(case, cmd, now)
             uow.consents.add(record)
+            if record.kind == "withdrawal" and not nav.covered(purposes_by_party(live_scopes(
+                    {r.id: r for r in (*uow.consents.for_case(case.id), record)}.values(), now))):
+                uow.outbox.cancel_channel(case.id, NAV_WEBHOOK)    # unsent Nav events
             uow.commit()
             return record
 

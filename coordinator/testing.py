@@ -353,6 +353,10 @@ class _Outbox:
     def cancel_case(self, case_id: UUID) -> None:
         self.ops.append(lambda: self._cancel(lambda r: r.case_id == case_id))
 
+    def cancel_channel(self, case_id: UUID, channel: str) -> None:
+        self.ops.append(lambda: self._cancel(
+            lambda r: r.case_id == case_id and r.channel == channel))
+
     def for_case(self, case_id: UUID) -> Sequence[OutboxRow]:
         return sorted((r for r in self.store.outbox.values() if r.case_id == case_id),
                       key=lambda r: (r.due_at, r.key))

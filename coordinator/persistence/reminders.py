@@ -144,6 +144,10 @@ class SqlOutboxRepository:
     def cancel_case(self, case_id: UUID) -> None:
         self.ops.append(lambda conn: self._cancel(conn, o.case_id == case_id))
 
+    def cancel_channel(self, case_id: UUID, channel: str) -> None:
+        self.ops.append(lambda conn: self._cancel(conn, and_(o.case_id == case_id,
+                                                             o.channel == channel)))
+
     def for_case(self, case_id: UUID) -> Sequence[OutboxRow]:
         rows = self.session.connection().execute(
             select(outbox).where(o.case_id == case_id).order_by(o.due_at, o.key)).mappings()

@@ -7,11 +7,18 @@ in-app inbox sits behind log-in and may say what the reminder is about.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from coordinator.cases.meetings import MEETING_KINDS
-from coordinator.scheduling.outbox import EMAIL, CalendarInvite, OutboxRow, OutgoingMessage
+from coordinator.scheduling.outbox import (
+    EMAIL,
+    NAV_WEBHOOK,
+    CalendarInvite,
+    OutboxRow,
+    OutgoingMessage,
+)
 from coordinator.workflows.deadlines import OSLO
 
 DEADLINE_NAMES = {
@@ -39,6 +46,9 @@ def render(row: OutboxRow, base_url: str) -> OutgoingMessage:
     """The message for one outbox row on its channel."""
     p = row.payload
     link = case_link(base_url, row.case_id) if row.case_id else base_url
+    if row.channel == NAV_WEBHOOK:
+        return OutgoingMessage(row.id, row.channel, row.recipient, str(p["event"]),
+                               webhook_body(row, link), link, row.case_id)
     meeting = "starts_at" in p and "meeting_id" in p
     if meeting:
         subject, body = _meeting_text(row.kind, p, row.channel == EMAIL)
@@ -55,6 +65,17 @@ def render(row: OutboxRow, base_url: str) -> OutgoingMessage:
     return OutgoingMessage(row.id, row.channel, row.recipient, subject,
                            f"{body}\n\nSe detaljer (krever innlogging): {link}\n", link,
                            row.case_id, invite)
+
+
+def webhook_body(row: OutboxRow, link: str) -> str:
+    """The JSON event Nav receives: ids, pilot, event, time and a link; nothing else (no
+    health data). Compact, keys sorted, so the signed bytes are reproducible."""
+    p = row.payload
+    event = {"id": str(row.id), "event": str(p["event"]), "case_id": str(row.case_id),
+             "pilot": row.pilot,
+             "occurred_at": datetime.fromisoformat(p["occurred_at"]).isoformat(),
+             "link": link}
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _meeting_text(kind: str, p: dict[str, Any] | Any, email: bool) -> tuple[str, str]:

@@ -17,7 +17,8 @@ from uuid import UUID
 PENDING, CLAIMED, SENT, DEAD, CANCELLED = "pending", "claimed", "sent", "dead", "cancelled"
 RULE, NOTICE = "rule", "notice"
 EMAIL, INAPP = "email", "inapp"
-CHANNELS = (EMAIL, INAPP)
+NAV_WEBHOOK = "nav_webhook"     # outbound events to Nav (docs/referrals.md); recipient "nav"
+CHANNELS = (EMAIL, INAPP, NAV_WEBHOOK)
 
 
 @dataclass(frozen=True)

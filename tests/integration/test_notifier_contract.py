@@ -1,5 +1,7 @@
 """One contract for every ``Notifier``: the fake (``RecordingNotifier``) and the real SMTP
-adapter against a real aiosmtpd server, whose received mail is parsed back, .ics included.
+adapter against a real aiosmtpd server, whose received mail is parsed back, .ics included;
+and the fake and the Nav webhook adapter against a real ``http.server`` that verifies the
+HMAC signature of every request.
 
 What a notifier must do: accept each message once under its outbox id, deliver to the
 recipient, carry only a link and a time (no health details), and for meeting notices an
@@ -9,19 +11,31 @@ invitation whose UID, SEQUENCE, method and times match.
 from __future__ import annotations
 
 import email
+import json
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from icalendar import Calendar
 
+from adapters.nav_webhook import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookNotifier,
+    verify,
+)
 from adapters.smtp_email import SmtpNotifier, message_id
+from coordinator.scheduling import nav
 from coordinator.scheduling.messages import render
 from coordinator.scheduling.outbox import EMAIL, NOTICE, RULE, OutboxRow, OutgoingMessage
 from coordinator.testing import RecordingNotifier
@@ -196,3 +210,172 @@ def test_smtp_with_no_server_raises_so_the_dispatcher_retries() -> None:
     smtp = SmtpNotifier("127.0.0.1", _free_port(), sender="ikke-svar@example.no", timeout=2)
     with pytest.raises(OSError):
         smtp.send([render(row("meeting_reminder"), BASE)])
+
+
+# -- the Nav webhook channel: the fake and adapters.nav_webhook against a real HTTP server ---
+WEBHOOK_SECRET = "w" * 40
+
+
+class _WebhookServer:
+    """A real ``http.server`` in a thread; answers ``status_for`` recipients' events with the
+    given status (by event id), 200 otherwise, and keeps verified bodies."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes, bool]] = []    # (delivery id, body, verified)
+        self.fail: set[str] = set()
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                delivery = self.headers[DELIVERY_HEADER]
+                ok = verify(WEBHOOK_SECRET, self.headers[TIMESTAMP_HEADER], body,
+                            self.headers[SIGNATURE_HEADER], now=time.time())
+                refused = delivery in outer.fail
+                if not refused:
+                    outer.received.append((delivery, body, ok))
+                self.send_response(500 if refused else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+        return Handler
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[_WebhookServer]:
+    s = _WebhookServer()
+    s.thread.start()
+    try:
+        yield s
+    finally:
+        s.server.shutdown()
+        s.server.server_close()
+        s.thread.join()
+
+
+Hook = tuple[Any, Callable[[], list[tuple[uuid.UUID, dict[str, Any]]]],
+             Callable[[uuid.UUID], None]]
+
+
+@pytest.fixture(params=["fake", "http"])
+def hook(request: pytest.FixtureRequest) -> Hook:
+    """(notifier, what arrived as (id, event), make an id fail)."""
+    if request.param == "fake":
+        fake = _FailingIds()
+        return (fake, lambda: [(m.id, json.loads(m.body)) for m in fake.messages.values()],
+                fake.fail.add)
+    server: _WebhookServer = request.getfixturevalue("webhook_server")
+    notifier = WebhookNotifier(server.url, WEBHOOK_SECRET, timeout=5)
+
+    def arrived() -> list[tuple[uuid.UUID, dict[str, Any]]]:
+        assert all(ok for _, _, ok in server.received)        # every signature verifies
+        return [(uuid.UUID(d), json.loads(b)) for d, b, _ in server.received]
+    return notifier, arrived, lambda i: server.fail.add(str(i))
+
+
+class _FailingIds(RecordingNotifier):
+    """The fake with failure by id (the webhook has one recipient, ``nav``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail: set[uuid.UUID] = set()
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[uuid.UUID, str | None]:
+        ok = [m for m in messages if m.id not in self.fail]
+        out: dict[uuid.UUID, str | None] = dict(super().send(ok))
+        out.update({m.id: "HTTP 500" for m in messages if m.id in self.fail})
+        return out
+
+
+def nav_event(event: str = "plan_ready") -> OutboxRow:
+    return nav.row(case_id=CASE, pilot="ha", version=3, event=event, now=STARTS)
+
+
+def test_a_nav_event_arrives_once_as_ids_pilot_event_time_and_link(hook: Hook) -> None:
+    notifier, arrived, _ = hook
+    r = nav_event()
+    assert notifier.send([render(r, BASE)]) == {r.id: None}
+    [(got_id, body)] = arrived()
+    assert got_id == r.id
+    assert body == {"id": str(r.id), "event": "plan_ready", "case_id": str(CASE),
+                    "pilot": "ha", "occurred_at": STARTS.isoformat(),
+                    "link": f"{BASE}/saker/{CASE}"}
+
+
+def test_a_failed_nav_event_is_an_error_and_the_rest_arrive(hook: Hook) -> None:
+    notifier, arrived, fail = hook
+    good, bad = nav_event(), nav_event("referral_consented")
+    fail(bad.id)
+    result = notifier.send([render(bad, BASE), render(good, BASE)])
+    assert result[good.id] is None and result[bad.id] == "HTTP 500"
+    assert [i for i, _ in arrived()] == [good.id]
+
+
+def test_the_webhook_does_not_follow_redirects(webhook_server: _WebhookServer) -> None:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", webhook_server.url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        notifier = WebhookNotifier(f"http://127.0.0.1:{server.server_address[1]}/",
+                                   WEBHOOK_SECRET, timeout=5)
+        r = nav_event()
+        assert notifier.send([render(r, BASE)]) == {r.id: "HTTP 302"}
+        assert webhook_server.received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_webhook_with_no_server_reports_an_error_so_the_dispatcher_retries() -> None:
+    notifier = WebhookNotifier(f"http://127.0.0.1:{_free_port()}/hook", WEBHOOK_SECRET,
+                               timeout=2)
+    batch = [nav_event() for _ in range(3)]
+    result = notifier.send([render(r, BASE) for r in batch])
+    assert set(result) == {r.id for r in batch}
+    assert all(e and "URLError" in e for e in result.values())      # one refusal for all
+
+
+def test_a_silent_webhook_costs_one_timeout_per_batch_not_one_per_message() -> None:
+    accepted: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.1)
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    accepted.append(listener.accept()[0])       # never answers
+                except TimeoutError:
+                    continue
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        notifier = WebhookNotifier(f"http://127.0.0.1:{listener.getsockname()[1]}/hook",
+                                   WEBHOOK_SECRET, timeout=1)
+        batch = [nav_event() for _ in range(3)]
+        result = notifier.send([render(r, BASE) for r in batch])
+        assert len({*result.values()}) == 1 and None not in result.values()
+        done.set()
+        thread.join()
+        assert len(accepted) == 1                       # the rest were not tried
+    for conn in accepted:
+        conn.close()
