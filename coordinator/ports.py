@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
@@ -20,7 +20,7 @@ from coordinator.intake.model import (
     MeasureRecord,
     TherapySession,
 )
-from coordinator.scheduling.outbox import OutboxRow, OutgoingMessage
+from coordinator.scheduling.outbox import InboxItem, OutboxRow, OutgoingMessage
 
 
 class Clock(Protocol):
@@ -217,6 +217,15 @@ class OutboxStore(Protocol):
 
     def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:
         """Give a dead row new attempts, due now. Raises: ReminderNotFound."""
+        ...
+
+
+@runtime_checkable
+class InboxReader(Protocol):
+    """The read side of the in-app inbox: one recipient's messages, newest first."""
+
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
         ...
 
 

@@ -254,6 +254,11 @@ class SqlOutboxStore:
                 raise ReminderNotFound(outbox_id)
             return outbox_row(row)
 
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
+        """The in-app inbox's read side (``InboxReader``), over the same database."""
+        return inbox_page(self.engine, recipient, limit, offset)
+
 
 # -- the in-app inbox (a Notifier) ----------------------------------------------------------
 class SqlInbox:
@@ -277,12 +282,18 @@ class SqlInbox:
                          .on_conflict_do_nothing(index_elements=["outbox_id"]))
         return dict.fromkeys((m.id for m in messages), None)
 
-    def messages_for(self, recipient: str, limit: int = 50) -> list[InboxItem]:
-        i = inbox_messages.c
-        q = select(inbox_messages).where(i.recipient == recipient)\
-            .order_by(i.created_at.desc(), i.outbox_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [InboxItem(r["outbox_id"], r["recipient"], r["case_id"], r["subject"],
-                              r["body"], r["link"], r["created_at"])
-                    for r in conn.execute(q).mappings()]
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
+        return inbox_page(self.engine, recipient, limit, offset)
 
+
+def inbox_page(engine: Engine, recipient: str, limit: int = 50,
+               offset: int = 0) -> list[InboxItem]:
+    """``recipient``'s in-app messages, newest first, from ``offset``."""
+    i = inbox_messages.c
+    q = select(inbox_messages).where(i.recipient == recipient)\
+        .order_by(i.created_at.desc(), i.outbox_id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        return [InboxItem(r["outbox_id"], r["recipient"], r["case_id"], r["subject"],
+                          r["body"], r["link"], r["created_at"])
+                for r in conn.execute(q).mappings()]
