@@ -212,7 +212,9 @@ class OutboxStore(Protocol):
         (rows marked sent, rows whose claim had been lost)."""
         ...
 
-    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
+    def dead(self, pilot: str | None = None, limit: int = 100,
+             offset: int = 0) -> Sequence[OutboxRow]:
+        """Dead rows by due time (then id), from ``offset``."""
         ...
 
     def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:

@@ -238,8 +238,10 @@ class SqlOutboxStore:
                 lost += done.rowcount != 1
         return len(marked), lost
 
-    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
-        q = select(outbox).where(o.status == DEAD).order_by(o.due_at, o.id).limit(limit)
+    def dead(self, pilot: str | None = None, limit: int = 100,
+             offset: int = 0) -> Sequence[OutboxRow]:
+        q = select(outbox).where(o.status == DEAD).order_by(o.due_at, o.id)\
+            .limit(limit).offset(offset)
         if pilot is not None:
             q = q.where(o.pilot == pilot)
         with self.engine.connect() as conn:

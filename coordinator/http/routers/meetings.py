@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["meetings"])
 Role = Annotated[str, Field(pattern=KEY_PATTERN)]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=20)]
 MeetingStatus = Literal["scheduled", "cancelled", "held"]
-MY_CASES_SCANNED = 500      # "my meetings" looks at the caller's first 500 cases
+CASES_PER_READ = 500
 
 
 class _Model(BaseModel):
@@ -184,7 +184,14 @@ def my_meetings(actor: CurrentActor, coordinator: CoordinatorDep, request: Reque
 
 
 def _meetings_of_my_cases(coordinator: Coordinator, actor: Actor) -> list[Meeting]:
+    """Every meeting of every case the caller is on (one read per case: fine for a
+    caseload, not for thousands of cases)."""
     out: list[Meeting] = []
-    for case in coordinator.my_cases(actor, limit=MY_CASES_SCANNED):
-        out += coordinator.meetings.for_case(case.id, actor=actor)
-    return out
+    after: UUID | None = None
+    while True:
+        cases = coordinator.my_cases(actor, after=after, limit=CASES_PER_READ)
+        for case in cases:
+            out += coordinator.meetings.for_case(case.id, actor=actor)
+        if len(cases) < CASES_PER_READ:
+            return out
+        after = cases[-1].id

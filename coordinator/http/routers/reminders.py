@@ -72,7 +72,6 @@ class DeadLetterPage(_Model):
     items: list[DeadLetterRead]
     limit: int
     offset: int
-    total: int
     next: str | None
 
 
@@ -101,12 +100,13 @@ def overdue(actor: CurrentActor, coordinator: CoordinatorDep, request: Request,
 def dead_letters(actor: CurrentActor, coordinator: CoordinatorDep, request: Request,
                  pilot: Pilot = None, limit: Limit = DEFAULT_LIMIT,
                  offset: Offset = 0) -> DeadLetterPage:
-    """Messages given up after the maximum number of attempts, oldest first (the store
-    answers at most its first 100)."""
-    found = list(coordinator.meetings.dead_letters(pilot, actor=actor))
-    page, nxt = _slice(found, limit, offset, request)
-    return DeadLetterPage(items=[DeadLetterRead.of(r) for r in page], limit=limit,
-                          offset=offset, total=len(found), next=nxt)
+    """Messages given up after the maximum number of attempts, by due time."""
+    found = coordinator.meetings.dead_letters(pilot, actor=actor, limit=limit + 1,
+                                              offset=offset)
+    more = len(found) > limit
+    return DeadLetterPage(items=[DeadLetterRead.of(r) for r in found[:limit]], limit=limit,
+                          offset=offset,
+                          next=next_url(request, offset=offset + limit) if more else None)
 
 
 @router.post("/dead/{outbox_id}/requeue", response_model=DeadLetterRead,
