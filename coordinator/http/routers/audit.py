@@ -13,15 +13,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from coordinator.http.auth import AUTH_RESPONSES, CurrentActor
+from coordinator.http.auth import CurrentActor
 from coordinator.http.deps import CoordinatorDep
-from coordinator.http.errors import PROBLEM_JSON
-from coordinator.http.schemas import ProblemRead
+from coordinator.http.routers._problems import problems
 
 router = APIRouter(prefix="/api/v1", tags=["consent and audit"])
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    **AUTH_RESPONSES,
-    **{s: {"model": ProblemRead, "content": {PROBLEM_JSON: {}}} for s in (403, 404)}}
+_PROBLEMS: dict[int | str, dict[str, Any]] = problems(403, 404)   # 422: a malformed id
 
 
 class _Read(BaseModel):
