@@ -220,11 +220,12 @@ class Meetings:
                                             profile=case.profile, record=case.record, now=now)
                 if s.status == "overdue" and s.due_at is not None]
 
-    def dead_letters(self, pilot: str | None = None, *,
-                     actor: Actor = SYSTEM) -> Sequence[OutboxRow]:
-        """Messages given up after the maximum number of attempts. Raises: PermissionDenied."""
+    def dead_letters(self, pilot: str | None = None, *, actor: Actor = SYSTEM,
+                     limit: int = 100, offset: int = 0) -> Sequence[OutboxRow]:
+        """Messages given up after the maximum number of attempts, by due time, a page
+        of ``limit`` from ``offset``. Raises: PermissionDenied."""
         team.require(actor, Permission.OVERSEE_REMINDERS)
-        return self._store().dead(pilot)
+        return self._store().dead(pilot, limit, offset)
 
     def requeue(self, outbox_id: UUID, *, actor: Actor = SYSTEM) -> OutboxRow:
         """Raises: PermissionDenied, ReminderNotFound."""

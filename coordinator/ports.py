@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
@@ -20,7 +20,7 @@ from coordinator.intake.model import (
     MeasureRecord,
     TherapySession,
 )
-from coordinator.scheduling.outbox import OutboxRow, OutgoingMessage
+from coordinator.scheduling.outbox import InboxItem, OutboxRow, OutgoingMessage
 
 
 class Clock(Protocol):
@@ -216,11 +216,22 @@ class OutboxStore(Protocol):
         (rows marked sent, rows whose claim had been lost)."""
         ...
 
-    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
+    def dead(self, pilot: str | None = None, limit: int = 100,
+             offset: int = 0) -> Sequence[OutboxRow]:
+        """Dead rows by due time (then id), from ``offset``."""
         ...
 
     def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:
         """Give a dead row new attempts, due now. Raises: ReminderNotFound."""
+        ...
+
+
+@runtime_checkable
+class InboxReader(Protocol):
+    """The read side of the in-app inbox: one recipient's messages, newest first."""
+
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
         ...
 
 

@@ -410,10 +410,11 @@ class InMemoryOutboxStore:
                     last_error=error, due_at=retry_at or r.due_at)
             return len(marked), lost
 
-    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
+    def dead(self, pilot: str | None = None, limit: int = 100,
+             offset: int = 0) -> Sequence[OutboxRow]:
         return sorted((r for r in self.store.outbox.values() if r.status == DEAD
                        and (pilot is None or r.pilot == pilot)),
-                      key=lambda r: (r.due_at, str(r.id)))[:limit]
+                      key=lambda r: (r.due_at, str(r.id)))[offset:offset + limit]
 
     def requeue(self, outbox_id: UUID, now: datetime) -> OutboxRow:
         with self.store.lock:

@@ -21,7 +21,20 @@ from coordinator.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from coordinator.http.routers import audit, cases, consents, health, me, pilots, stats
+from coordinator.http.routers import (
+    audit,
+    cases,
+    consents,
+    health,
+    me,
+    meetings,
+    pilots,
+    reminders,
+    sessions,
+    stats,
+)
+from coordinator.http.routers import inbox as inbox_router
+from coordinator.ports import InboxReader
 from coordinator.service import Coordinator
 
 if TYPE_CHECKING:
@@ -52,12 +65,14 @@ def coordinator_version() -> str:
 
 def create_app(coordinator: Coordinator, *,
                authenticator: Authenticator | None = None,
-               settings: Settings | None = None) -> FastAPI:
+               settings: Settings | None = None,
+               inbox: InboxReader | None = None) -> FastAPI:
     """The HTTP API over ``coordinator``. Bearer tokens are checked by ``authenticator``;
     by default one built from ``settings`` (default: the environment's), on
     ``coordinator``'s clock. ``settings.http_extensions`` name the adapters' installers
     (such as the FHIR referral endpoint), loaded by import path: coordinator never
-    imports adapters."""
+    imports adapters. ``inbox`` reads the in-app inbox; by default the coordinator's
+    outbox store when it can (the SQL one does)."""
     if settings is None:
         from coordinator.config import Settings
 
@@ -73,6 +88,9 @@ def create_app(coordinator: Coordinator, *,
         redoc_url=None,
     )
     app.state.coordinator = coordinator
+    store = coordinator.outbox_store
+    app.state.inbox = inbox if inbox is not None else (
+        store if isinstance(store, InboxReader) else None)
     errors.install(app)
     auth.install(app, authenticator)
     app.include_router(health.router)
@@ -82,6 +100,10 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(consents.router)
     app.include_router(stats.router)
     app.include_router(audit.router)
+    app.include_router(meetings.router)
+    app.include_router(inbox_router.router)
+    app.include_router(sessions.router)
+    app.include_router(reminders.router)
     for path in settings.http_extensions:
         module, _, name = path.partition(":")
         getattr(importlib.import_module(module), name)(app, coordinator, settings)

@@ -242,8 +242,10 @@ class SqlOutboxStore:
                 lost += done.rowcount != 1
         return len(marked), lost
 
-    def dead(self, pilot: str | None = None, limit: int = 100) -> Sequence[OutboxRow]:
-        q = select(outbox).where(o.status == DEAD).order_by(o.due_at, o.id).limit(limit)
+    def dead(self, pilot: str | None = None, limit: int = 100,
+             offset: int = 0) -> Sequence[OutboxRow]:
+        q = select(outbox).where(o.status == DEAD).order_by(o.due_at, o.id)\
+            .limit(limit).offset(offset)
         if pilot is not None:
             q = q.where(o.pilot == pilot)
         with self.engine.connect() as conn:
@@ -257,6 +259,11 @@ class SqlOutboxStore:
             if row is None:
                 raise ReminderNotFound(outbox_id)
             return outbox_row(row)
+
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
+        """The in-app inbox's read side (``InboxReader``), over the same database."""
+        return inbox_page(self.engine, recipient, limit, offset)
 
 
 # -- the in-app inbox (a Notifier) ----------------------------------------------------------
@@ -281,12 +288,18 @@ class SqlInbox:
                          .on_conflict_do_nothing(index_elements=["outbox_id"]))
         return dict.fromkeys((m.id for m in messages), None)
 
-    def messages_for(self, recipient: str, limit: int = 50) -> list[InboxItem]:
-        i = inbox_messages.c
-        q = select(inbox_messages).where(i.recipient == recipient)\
-            .order_by(i.created_at.desc(), i.outbox_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [InboxItem(r["outbox_id"], r["recipient"], r["case_id"], r["subject"],
-                              r["body"], r["link"], r["created_at"])
-                    for r in conn.execute(q).mappings()]
+    def messages_for(self, recipient: str, limit: int = 50,
+                     offset: int = 0) -> list[InboxItem]:
+        return inbox_page(self.engine, recipient, limit, offset)
 
+
+def inbox_page(engine: Engine, recipient: str, limit: int = 50,
+               offset: int = 0) -> list[InboxItem]:
+    """``recipient``'s in-app messages, newest first, from ``offset``."""
+    i = inbox_messages.c
+    q = select(inbox_messages).where(i.recipient == recipient)\
+        .order_by(i.created_at.desc(), i.outbox_id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        return [InboxItem(r["outbox_id"], r["recipient"], r["case_id"], r["subject"],
+                          r["body"], r["link"], r["created_at"])
+                for r in conn.execute(q).mappings()]

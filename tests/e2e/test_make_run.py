@@ -110,3 +110,4 @@ def test_the_readme_tour_works_against_the_demo_data(server: str, env: dict[str,
     assert '"kind":"transitioned"' in out                            # in the history
     assert '"type":"/problems/case-not-found"' in out                # prosjektleder: 404
     assert '"count":' in out and '"total":' in out                   # aggregates
+    assert out.count('"kind":"follow_up"') >= 2          # scheduled, then in my meetings

@@ -247,3 +247,21 @@ def test_a_notifier_that_raises_makes_the_whole_batch_retry(
     report = d.dispatch_due()
     assert (report.sent, report.retried) == (2, 2)
 
+
+
+def test_dead_letters_come_in_pages_by_due_time(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    case_with_meeting(c, clock)
+    due = store.claim("w1", clock.now(), 100, timedelta(seconds=60))
+    assert len(due) >= 3
+    store.complete("w1", clock.now(), [], [(r.id, "refused", None) for r in due])
+    everything = c.meetings.dead_letters(actor=LEAD, limit=100)
+    assert {r.id for r in everything} == {r.id for r in due}
+    assert [(r.due_at, str(r.id)) for r in everything] == \
+        sorted((r.due_at, str(r.id)) for r in everything)
+    pages = [c.meetings.dead_letters(actor=LEAD, limit=2, offset=o)
+             for o in range(0, len(everything), 2)]
+    assert [r.id for page in pages for r in page] == [r.id for r in everything]
+    assert all(len(p) <= 2 for p in pages)
+    assert c.meetings.dead_letters(actor=LEAD, limit=2, offset=len(everything)) == []

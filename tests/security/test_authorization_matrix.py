@@ -22,6 +22,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from coordinator.cases.model import SYSTEM, Actor
 from coordinator.demo import referral
 from coordinator.http.app import create_app
 from coordinator.http.auth import Authenticator
+from coordinator.meetings import ScheduleMeeting
 from coordinator.persistence import migrate
 from coordinator.persistence.database import make_engine
 from coordinator.service import Coordinator
@@ -71,10 +73,17 @@ class World:
     foreign: uuid.UUID
     role: str
     relation: str           # own | foreign
+    own_meeting: uuid.UUID
+    foreign_meeting: uuid.UUID
+    dead_letter: uuid.UUID  # a message to the own case's team, given up
 
     @property
     def case(self) -> uuid.UUID:
         return self.own if self.relation == "own" else self.foreign
+
+    @property
+    def meeting(self) -> uuid.UUID:
+        return self.own_meeting if self.relation == "own" else self.foreign_meeting
 
 
 Outcome = tuple[int, int]     # (own, foreign)
@@ -141,6 +150,22 @@ MEMBER_WRITES = expect(team=(201, 404), bruker=(201, 404), auditor=(403, 403),
 TEAM_ONLY = expect(team=(201, 404), bruker=(403, 404), auditor=(403, 403),
                    prosjektleder=(404, 404))
 
+def meeting_url(suffix: str) -> Callable[[World], str]:
+    return lambda w: f"/api/v1/meetings/{w.meeting}{suffix}"
+
+
+def meeting_times(w: World) -> dict[str, str]:
+    start = FakeClock().now() + timedelta(days=3)
+    return {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+
+
+MEETING = {"kind": "follow_up", "participants": ["bruker", "nav_veileder"]}
+MEETING_CHANGES = expect(team=(200, 404), bruker=(403, 404), auditor=(403, 403),
+                         prosjektleder=(404, 404))
+OVERSIGHT = {**everyone(403), "prosjektleder": (200, 200)}
+THERAPISTS = ("kognitiv_terapeut", "rph_behandler")
+HEALTH = (*THERAPISTS, "fastlege", "brobygger")
+
 ROWS: tuple[Row, ...] = (
     Row("who am I", "GET", "/api/v1/me", everyone(200), url=lambda w: "/api/v1/me"),
     Row("my cases", "GET", "/api/v1/me/cases", everyone(200),
@@ -184,6 +209,44 @@ ROWS: tuple[Row, ...] = (
     Row("audit verification status", "GET", "/api/v1/audit/verify",
         {**everyone(403), "auditor": (200, 200)}, url=lambda w: "/api/v1/audit/verify",
         sees_foreign=frozenset()),
+    # Meetings: members plan them; the person sees them; a foreign meeting is a missing one.
+    Row("case meetings", "GET", "/api/v1/cases/{case_id}/meetings",
+        expect(team=(200, 404), bruker=(200, 404), auditor=(403, 403),
+               prosjektleder=(404, 404)),
+        url=case_url("/meetings")),
+    Row("schedule a meeting", "POST", "/api/v1/cases/{case_id}/meetings", TEAM_ONLY,
+        url=case_url("/meetings"), body=lambda w: {**MEETING, **meeting_times(w)}),
+    Row("reschedule a meeting", "POST", "/api/v1/meetings/{meeting_id}/reschedule",
+        MEETING_CHANGES, url=meeting_url("/reschedule"), body=meeting_times),
+    Row("cancel a meeting", "POST", "/api/v1/meetings/{meeting_id}/cancel", MEETING_CHANGES,
+        url=meeting_url("/cancel")),
+    Row("record a meeting as held", "POST", "/api/v1/meetings/{meeting_id}/held",
+        MEETING_CHANGES, url=meeting_url("/held"),
+        body=lambda w: {"attendees": ["bruker", "nav_veileder"]}),
+    Row("my meetings", "GET", "/api/v1/me/meetings", everyone(200),
+        url=lambda w: "/api/v1/me/meetings", sees_foreign=frozenset()),
+    Row("my inbox", "GET", "/api/v1/me/inbox", everyone(200),
+        url=lambda w: "/api/v1/me/inbox", sees_foreign=frozenset()),
+    # Oversight of reminders: the prosjektleder sees case ids (no content) of every case.
+    Row("overdue cases", "GET", "/api/v1/reminders/overdue", OVERSIGHT,
+        url=lambda w: "/api/v1/reminders/overdue", sees_foreign=frozenset({"prosjektleder"})),
+    Row("dead letters", "GET", "/api/v1/reminders/dead", OVERSIGHT,
+        url=lambda w: "/api/v1/reminders/dead?limit=500",
+        sees_foreign=frozenset({"prosjektleder"})),
+    Row("requeue a dead letter", "POST", "/api/v1/reminders/dead/{outbox_id}/requeue",
+        OVERSIGHT, url=lambda w: f"/api/v1/reminders/dead/{w.dead_letter}/requeue",
+        sees_foreign=frozenset({"prosjektleder"})),
+    # Therapy: sessions are logged by the therapist; hours and scores are health data.
+    Row("log a therapy session", "POST", "/api/v1/cases/{case_id}/sessions",
+        {**everyone(403), **dict.fromkeys(THERAPISTS, (201, 404))},
+        url=case_url("/sessions"),
+        body=lambda w: {"held_on": FakeClock().now().date().isoformat(), "minutes": 45,
+                        "kind": "individual"}),
+    Row("therapy hours used", "GET", "/api/v1/cases/{case_id}/hours",
+        {**everyone(403), **dict.fromkeys(HEALTH, (200, 404))}, url=case_url("/hours")),
+    Row("record outcome measures (work status)", "POST", "/api/v1/cases/{case_id}/measures",
+        TEAM_ONLY, url=case_url("/measures"),
+        body=lambda w: {"phase": "end", "work_status": "in_work"}),
     # FHIR (errors are OperationOutcomes). A referral concerns no existing case: only a
     # fastlege may send one, and the same Bundle sent again is a replay (201 again).
     Row("GP referral (FHIR Bundle)", "POST", "/fhir/Bundle",
@@ -238,6 +301,7 @@ class Matrix:
     results: dict[tuple[str, str, str], Observed] = field(default_factory=dict)
     worlds: dict[tuple[str, str, str], World] = field(default_factory=dict)
     missing_fhir_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    missing_meeting_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def new_case(self, team: tuple[Actor, ...], subject: str) -> uuid.UUID:
         today = self.coordinator.clock.now().date()
@@ -254,7 +318,23 @@ class Matrix:
         strangers = (Actor(STRANGERS[0], "nav_veileder"), Actor(STRANGERS[1], "fastlege"))
         own = self.new_case((*own_team, *strangers), me("bruker"))
         foreign = self.new_case(strangers, "another-person")
-        return World(own, foreign, role, relation)
+        return World(own, foreign, role, relation, self.new_meeting(own),
+                     self.new_meeting(foreign), self.new_dead_letter(own))
+
+    def new_meeting(self, case_id: uuid.UUID) -> uuid.UUID:
+        start = self.coordinator.clock.now() + timedelta(days=2)
+        return self.coordinator.meetings.schedule(ScheduleMeeting(
+            case_id, "follow_up", start, start + timedelta(hours=1), ("bruker", "nav_veileder"),
+            SYSTEM)).id
+
+    def new_dead_letter(self, case_id: uuid.UUID) -> uuid.UUID:
+        """Give up every message due now (the invitations just sent); one of ``case_id``."""
+        store = self.coordinator.outbox_store
+        assert store is not None
+        now = self.coordinator.clock.now()
+        due = store.claim("matrix", now, 1000, timedelta(minutes=5))
+        store.complete("matrix", now, [], [(r.id, "refused", None) for r in due])
+        return next(r.id for r in due if r.case_id == case_id)
 
     def run(self, client: TestClient) -> None:
         for row in ROWS:
@@ -297,6 +377,12 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
                                   headers={"Authorization": f"Bearer {tokens['nav_veileder']}"})
         m.results[("missing case (FHIR)", "nav_veileder", "foreign")] = Observed(
             missing_fhir.status_code, missing_fhir.text, missing_fhir.json())
+        m.missing_meeting_id = uuid.uuid4()
+        missing_meeting = client.post(
+            f"/api/v1/meetings/{m.missing_meeting_id}/cancel",
+            headers={"Authorization": f"Bearer {tokens['nav_veileder']}"})
+        m.results[("missing case (meeting)", "nav_veileder", "foreign")] = Observed(
+            missing_meeting.status_code, missing_meeting.text, missing_meeting.json())
     yield m
     engine.dispose()
 
@@ -357,9 +443,14 @@ def _is_fhir(name: str) -> bool:
     return next(r for r in ROWS if r.name == name).route.startswith("/fhir/")
 
 
+def _is_meeting(name: str) -> bool:
+    return next(r for r in ROWS if r.name == name).route.startswith("/api/v1/meetings/")
+
+
 def test_a_foreign_case_is_indistinguishable_from_a_missing_one(matrix: Matrix) -> None:
     """BOLA: every refusal on a foreign case is the missing-case 404, word for word
-    (a problem+json under /api, an OperationOutcome under /fhir)."""
+    (a problem+json under /api, an OperationOutcome under /fhir); a meeting of a foreign
+    case is a missing meeting, naming no case."""
     probe = matrix.results[("missing case", "nav_veileder", "foreign")]
     missing = _comparable(probe.body, uuid.UUID(probe.body["case_id"]))
     assert missing["status"] == 404
@@ -370,9 +461,17 @@ def test_a_foreign_case_is_indistinguishable_from_a_missing_one(matrix: Matrix) 
                if k[2] == "foreign" and o.status == 404 and not k[0].startswith("missing")]
     assert len(refused) > 30
     assert any(_is_fhir(k[0]) for k, _ in refused)
+    meeting_probe = matrix.results[("missing case (meeting)", "nav_veileder", "foreign")]
+    missing_meeting = _comparable(meeting_probe.body, matrix.missing_meeting_id)
+    assert meeting_probe.status == 404 and "case_id" not in missing_meeting
+    assert any(_is_meeting(k[0]) for k, _ in refused)
     for key, observed in refused:
+        w = matrix.worlds[key]
+        if _is_meeting(key[0]):
+            assert _comparable(observed.body, w.foreign_meeting) == missing_meeting, key
+            continue
         expected_body = missing_fhir if _is_fhir(key[0]) else missing
-        assert _comparable(observed.body, matrix.worlds[key].foreign) == expected_body, key
+        assert _comparable(observed.body, w.foreign) == expected_body, key
 
 
 def test_no_answer_leaks_a_foreign_case(matrix: Matrix) -> None:
@@ -465,3 +564,28 @@ def test_the_documented_matrix_is_current(matrix: Matrix) -> None:
     assert text == fresh, ("docs/security.md's matrix is stale; regenerate it with "
                            "COORDINATOR_WRITE_DOCS=1 .venv/bin/python -m pytest "
                            "tests/security/test_authorization_matrix.py")
+
+
+def test_my_meetings_are_those_of_my_cases_that_invite_my_role(matrix: Matrix) -> None:
+    with TestClient(matrix.app) as client:
+        for role, invited in (("nav_veileder", True), ("bruker", True), ("fastlege", False)):
+            key = ("my meetings", role, "own")
+            got, url = set(), "/api/v1/me/meetings?limit=500"
+            while url:
+                page = client.get(url, headers={
+                    "Authorization": f"Bearer {matrix.tokens[role]}"}).json()
+                got |= {i["id"] for i in page["items"]}
+                url = page["next"]
+            assert (str(matrix.worlds[key].own_meeting) in got) is invited, role
+
+
+def test_the_prosjektleder_sees_and_requeues_dead_letters(matrix: Matrix) -> None:
+    key = ("dead letters", "prosjektleder", "own")
+    first = matrix.results[key].body
+    assert len(first["items"]) == 500 and first["next"] is not None    # paged
+    store = matrix.coordinator.outbox_store
+    assert store is not None
+    all_dead = {str(r.id) for r in store.dead(limit=100_000)}
+    assert {i["id"] for i in first["items"]} <= all_dead
+    requeued = matrix.results[("requeue a dead letter", "prosjektleder", "own")].body
+    assert requeued["status"] == "pending" and requeued["attempts"] == 0
