@@ -196,3 +196,37 @@ def test_smtp_with_no_server_raises_so_the_dispatcher_retries() -> None:
     smtp = SmtpNotifier("127.0.0.1", _free_port(), sender="ikke-svar@example.no", timeout=2)
     with pytest.raises(OSError):
         smtp.send([render(row("meeting_reminder"), BASE)])
+
+
+def test_each_outcome_is_reported_once_after_acceptance_and_before_the_next_send(
+        channel: Channel) -> None:
+    """The dispatcher marks a message sent inside ``on_result``: by then the message must
+    have arrived, and the next one must not have left yet (at most one in flight)."""
+    notifier, arrived, _ = channel
+    batch = [row("meeting_reminder", source=RULE, recipient=f"nav-{i}") for i in range(4)]
+    batch.insert(2, row("meeting_reminder", source=RULE, recipient="refused"))
+    heard: list[tuple[uuid.UUID, bool, list[uuid.UUID]]] = []
+
+    def on_result(outbox_id: uuid.UUID, error: str | None) -> None:
+        heard.append((outbox_id, error is None, [m.id for m in arrived()]))
+
+    result = notifier.send([render(r, BASE) for r in batch], on_result)
+    assert [i for i, _, _ in heard] == [r.id for r in batch]   # once each, in order
+    good = [r.id for r in batch if r.recipient != "refused"]
+    for outbox_id, accepted, seen in heard:
+        assert accepted == (result[outbox_id] is None) == (outbox_id in good)
+        assert seen == [i for i in good[:len(seen)]]           # nothing beyond it sent
+        assert (seen[-1] == outbox_id) if accepted else outbox_id not in seen
+    assert [m.id for m in arrived()] == good
+
+
+def test_an_exception_from_on_result_stops_the_batch(channel: Channel) -> None:
+    notifier, arrived, _ = channel
+    batch = [row("meeting_reminder", source=RULE, recipient=f"nav-{i}") for i in range(3)]
+
+    def on_result(outbox_id: uuid.UUID, error: str | None) -> None:
+        raise LookupError("store down")
+
+    with pytest.raises(LookupError):
+        notifier.send([render(r, BASE) for r in batch], on_result)
+    assert [m.id for m in arrived()] == [batch[0].id]
