@@ -371,3 +371,19 @@ def test_a_database_error_while_marking_stops_the_batch_and_the_lease_takes_over
     clock.advance(seconds=61)
     assert dispatcher(store, clock, "w2", email=email).dispatch_due().sent == len(rows)
     assert sum(n - 1 for n in Counter(email.attempts).values()) == 1
+
+
+def test_a_notifier_that_never_calls_back_is_marked_at_the_end_of_the_batch(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 3)
+
+    class Silent:
+        def send(self, messages: Sequence[OutgoingMessage],
+                 on_result: Callable[[UUID, str | None], None] | None = None,
+                 ) -> Mapping[UUID, str | None]:
+            return dict.fromkeys((m.id for m in messages), None)
+
+    d = Dispatcher(store, {EMAIL: Silent()}, clock, "w1")  # type: ignore[dict-item]
+    assert d.dispatch_due().sent == len(rows)
+    assert d.dispatch_due().claimed == 0
