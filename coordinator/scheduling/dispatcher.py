@@ -73,14 +73,19 @@ class Dispatcher:
             except Exception as exc:
                 raise _MarkFailed(outbox_id) from exc
             (marked if ok else lost).add(outbox_id)
+            if not ok:          # the lease ran out and the row was taken over: so was the
+                raise _LeaseLost(outbox_id)         # rest of the batch; stop sending it
 
         results = self._send(rows, record)
         now = self.clock.now()
+        mine = {r.id for r in rows}
         late = [i for i, error in results.items()              # a notifier that never
-                if error is None and i not in marked and i not in lost]  # called back
+                if error is None and i in mine and i not in marked | lost]  # called back
         failed = []
         dead = 0
         for r in rows:
+            if lost and r.id not in results:
+                continue                 # not sent: left to whoever holds it now
             error = results.get(r.id, "no result from the notifier")
             if error is None:
                 continue
@@ -113,19 +118,33 @@ class Dispatcher:
             if notifier is None:
                 results.update(dict.fromkeys((m.id for m in messages),
                                              f"no notifier for channel {channel!r}"))
-                continue
-            try:
-                returned = notifier.send(messages, on_result)
-            except _MarkFailed as exc:           # the store failed: stop; leases run out
-                raise exc.__cause__ or exc from None
-            except Exception as exc:  # the adapter failed as a whole: retry the unsent ones
-                results.update({m.id: f"{type(exc).__name__}: {exc}"
-                                for m in messages if m.id not in results})
-                continue
-            for outbox_id, error in returned.items():
-                results.setdefault(outbox_id, error)
+            elif not _send_channel(notifier, messages, on_result, results):
+                break
         return results
+
+
+def _send_channel(notifier: Notifier, messages: Sequence[OutgoingMessage],
+                  on_result: Callable[[UUID, str | None], None],
+                  results: dict[UUID, str | None]) -> bool:
+    """Send one channel's messages; False when the batch must stop (claim lost)."""
+    try:
+        returned = notifier.send(messages, on_result)
+    except _MarkFailed as exc:                   # the store failed: stop; leases run out
+        raise exc.__cause__ or exc from None
+    except _LeaseLost:
+        return False
+    except Exception as exc:          # the adapter failed as a whole: retry the unsent ones
+        results.update({m.id: f"{type(exc).__name__}: {exc}"
+                        for m in messages if m.id not in results})
+        return True
+    for outbox_id, error in returned.items():
+        results.setdefault(outbox_id, error)
+    return True
 
 
 class _MarkFailed(Exception):
     """Marking a sent message failed (the database, not the channel): abort the batch."""
+
+
+class _LeaseLost(Exception):
+    """This worker no longer holds the batch's claim: stop sending it."""

@@ -387,3 +387,24 @@ def test_a_notifier_that_never_calls_back_is_marked_at_the_end_of_the_batch(
     d = Dispatcher(store, {EMAIL: Silent()}, clock, "w1")  # type: ignore[dict-item]
     assert d.dispatch_due().sent == len(rows)
     assert d.dispatch_due().claimed == 0
+
+
+def test_a_worker_that_lost_its_lease_stops_sending_the_batch_at_the_first_refused_mark(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 6)
+    email = RecordingNotifier()
+    slow = dispatcher(store, clock, "slow", email=email)
+
+    def paused(point: str) -> None:          # e.g. SIGSTOP longer than the lease
+        if point == "after_claim":
+            clock.advance(seconds=61)
+            assert len(store.claim("other", clock.now(), 100, timedelta(seconds=60))) == 6
+
+    slow.faults = paused
+    report = slow.dispatch_batch()
+    assert (report.claimed, report.sent, report.retried, report.lost_claims) == (6, 0, 0, 1)
+    assert len(email.attempts) == 1                            # stopped after the first
+    clock.advance(seconds=61)
+    assert dispatcher(store, clock, "heir", email=email).dispatch_due().sent == len(rows)
+    assert sum(n - 1 for n in Counter(email.attempts).values()) == 1
