@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -193,9 +193,16 @@ class OutboxRepository(Protocol):
 class Notifier(Protocol):
     """One delivery channel (e-mail, the in-app inbox, …)."""
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
         """Deliver a batch; per message id ``None`` when accepted, else an error text.
-        Sending a message id again must not create a second, different message."""
+        Sending a message id again must not create a second, different message.
+
+        ``on_result(id, error)`` is called once per message as soon as its outcome is
+        known and before the next message is sent (the dispatcher marks each message sent
+        there, so a crash resends at most the one in flight). An exception it raises
+        stops the batch and propagates."""
         ...
 
 
@@ -207,6 +214,11 @@ class OutboxStore(Protocol):
         """Take up to ``limit`` rows that are due (pending with ``due_at <= now``, or
         claimed with an expired lease) for ``worker`` until ``now + lease``. Two workers
         never get the same row while its lease runs."""
+        ...
+
+    def mark_sent(self, worker: str, now: datetime, outbox_id: UUID) -> bool:
+        """Mark one row sent (one delivery row) in a transaction of its own, only where
+        ``worker`` still holds the claim. False when the claim had been lost."""
         ...
 
     def complete(self, worker: str, now: datetime, sent: Sequence[UUID],

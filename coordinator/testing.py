@@ -388,6 +388,9 @@ class InMemoryOutboxStore:
                 self.store.claims[r.id] = (worker, now + lease)
             return [self.store.outbox[r.id] for r in due]
 
+    def mark_sent(self, worker: str, now: datetime, outbox_id: UUID) -> bool:
+        return self.complete(worker, now, [outbox_id], [])[0] == 1
+
     def complete(self, worker: str, now: datetime, sent: Sequence[UUID],
                  failed: Sequence[tuple[UUID, str, datetime | None]]) -> tuple[int, int]:
         with self.store.lock:
@@ -435,15 +438,19 @@ class RecordingNotifier:
         self.messages: dict[UUID, OutgoingMessage] = {}
         self.attempts: list[UUID] = []
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
         out: dict[UUID, str | None] = {}
         for m in messages:
             self.attempts.append(m.id)
             if m.recipient in self.fail_for:
                 out[m.id] = f"recipient {m.recipient} refused"
-                continue
-            self.messages.setdefault(m.id, m)
-            out[m.id] = None
+            else:
+                self.messages.setdefault(m.id, m)
+                out[m.id] = None
+            if on_result is not None:
+                on_result(m.id, out[m.id])
         return out
 
 

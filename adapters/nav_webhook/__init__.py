@@ -82,23 +82,28 @@ class WebhookNotifier:
         return urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310
                                       headers=headers)
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
-        """One request per message. After a connection-level failure (refused, timeout)
-        the rest of the batch gets the same error without being tried, so a receiver that
-        is down costs one timeout per batch, not one per message."""
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
+        """One request per message, each outcome reported to ``on_result`` before the
+        next request. After a connection-level failure (refused, timeout) the rest of the
+        batch gets the same error without being tried, so a receiver that is down costs
+        one timeout per batch, not one per message."""
         out: dict[UUID, str | None] = {}
         down: str | None = None
         for m in messages:
             if down is not None:
                 out[m.id] = down
-                continue
-            try:
-                with self.opener.open(self.request(m), timeout=self.timeout) as response:
-                    status = int(response.status)
-                out[m.id] = None if 200 <= status < 300 else f"HTTP {status}"
-            except urllib.error.HTTPError as exc:
-                out[m.id] = f"HTTP {exc.code}"
-                exc.close()
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                down = out[m.id] = f"{type(exc).__name__}: {exc}"
+            else:
+                try:
+                    with self.opener.open(self.request(m), timeout=self.timeout) as response:
+                        status = int(response.status)
+                    out[m.id] = None if 200 <= status < 300 else f"HTTP {status}"
+                except urllib.error.HTTPError as exc:
+                    out[m.id] = f"HTTP {exc.code}"
+                    exc.close()
+                except (urllib.error.URLError, OSError, ValueError) as exc:
+                    down = out[m.id] = f"{type(exc).__name__}: {exc}"
+            if on_result is not None:
+                on_result(m.id, out[m.id])
         return out

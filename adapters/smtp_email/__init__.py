@@ -1,7 +1,9 @@
 """E-mail over SMTP (stdlib ``smtplib``), implementing ``coordinator.ports.Notifier``.
 
-One connection per batch. The outbox id is the ``Message-ID``, so a resend after a crash
-carries the same id and receivers can drop the copy. Meeting notices carry a
+One connection per batch; each outcome is reported (``on_result``) as soon as the server
+answered, so the dispatcher can mark that message sent before the next goes out. The
+outbox id is the ``Message-ID``, so a resend after a crash carries the same id and
+receivers can drop the copy. Meeting notices carry a
 ``text/calendar`` part (adapters.ics_calendar). Bodies hold only a link and a time.
 Recipients are actor ids; an id that is not an address becomes ``<id>@<domain>``.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -50,9 +52,13 @@ class SmtpNotifier:
                                params={"method": m.invite.method})
         return msg
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
         """Raises OSError / smtplib.SMTPException when no connection can be made; a
-        refused message is an error text in the result."""
+        refused message is an error text in the result. ``on_result`` hears each outcome
+        as soon as the server answered, before the next message goes out (same
+        connection); an exception it raises closes the connection and propagates."""
         if not messages:
             return {}
         now = datetime.now(UTC)
@@ -69,6 +75,8 @@ class SmtpNotifier:
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
                         smtplib.SMTPDataError) as exc:
                     out[m.id] = f"{type(exc).__name__}: {exc}"
+                if on_result is not None:
+                    on_result(m.id, out[m.id])
         return out
 
 

@@ -8,7 +8,8 @@ The dispatcher side (``SqlOutboxStore``) claims due rows in short transactions o
 on PostgreSQL ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``;
 on SQLite a conditional ``UPDATE … WHERE id = :id AND <still due>`` per candidate whose
 ``rowcount`` tells whether this worker won it. A claim is a lease: rows whose lease ran out
-(the worker died) are due again. Marking sent is guarded by ``claimed_by`` and inserts one
+(the worker died) are due again. Marking sent (``mark_sent``: one row, its own short
+transaction, right after the send) is guarded by ``claimed_by`` and inserts one
 ``deliveries`` row (primary key ``outbox_id``).
 """
 
@@ -215,6 +216,18 @@ class SqlOutboxStore:
                                 .order_by(o.due_at)).mappings().all()
             return [outbox_row(r) for r in rows]
 
+    def mark_sent(self, worker: str, now: datetime, outbox_id: UUID) -> bool:
+        with self.engine.begin() as conn:
+            done = conn.scalar(update(outbox).where(o.id == outbox_id, o.claimed_by == worker,
+                                                    o.status == CLAIMED)
+                               .values(status=SENT, sent_at=now, lease_until=None)
+                               .returning(o.id))
+            if done is None:
+                return False
+            conn.execute(insert(deliveries).values(outbox_id=outbox_id, delivered_at=now,
+                                                   worker=worker))
+            return True
+
     def complete(self, worker: str, now: datetime, sent: Sequence[UUID],
                  failed: Sequence[tuple[UUID, str, datetime | None]]) -> tuple[int, int]:
         mine = and_(o.claimed_by == worker, o.status == CLAIMED)
@@ -275,7 +288,11 @@ class SqlInbox:
         self.engine = engine
         self.clock = clock
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
+        """One transaction for the batch; ``on_result`` is called per message after it
+        commits (a resend after a crash in between is absorbed by the primary key)."""
         if not messages:
             return {}
         now = self.clock.now()
@@ -286,6 +303,9 @@ class SqlInbox:
         with self.engine.begin() as conn:
             conn.execute(dialect.insert(inbox_messages).values(rows)
                          .on_conflict_do_nothing(index_elements=["outbox_id"]))
+        if on_result is not None:
+            for m in messages:
+                on_result(m.id, None)
         return dict.fromkeys((m.id for m in messages), None)
 
     def messages_for(self, recipient: str, limit: int = 50,

@@ -1,12 +1,15 @@
 """The dispatcher: claims due outbox rows, sends them, marks them sent. No business state.
 
 One batch: claim up to ``batch_size`` due rows under a lease (one transaction), render and
-send them per channel (the outbox id is the Message-ID / idempotency key), then mark them
-sent or failed where this worker still holds the claim (one transaction). A failed send is
+send them per channel over one connection per channel (the outbox id is the Message-ID /
+idempotency key). Each message is marked sent in a short transaction of its own right
+after the channel accepted it (``Notifier.send``'s ``on_result``), where this worker still
+holds the claim; failures are recorded together at the end of the batch. A failed send is
 retried with back-off; after ``max_attempts`` failures the row is ``dead`` and shows up in
-the prosjektleder's dead-letter list. A worker that dies mid-batch leaves claimed rows
-whose lease runs out; the next tick of any worker takes them again, so nothing is lost
-(a message may then be sent again with the same id).
+the prosjektleder's dead-letter list. A worker that dies mid-batch leaves its unmarked rows
+claimed until the lease runs out; the next tick of any worker takes them again, so nothing
+is lost, and only the one message in flight at the kill (accepted by the channel, not yet
+marked) can be sent a second time, with the same id.
 """
 
 from __future__ import annotations
@@ -58,13 +61,31 @@ class Dispatcher:
         if not rows:
             return DispatchReport()
         self.faults("after_claim")
-        results = self._send(rows)
-        self.faults("after_send_before_commit")
+        marked: set[UUID] = set()
+        lost: set[UUID] = set()
+
+        def record(outbox_id: UUID, error: str | None) -> None:
+            if error is not None or outbox_id in marked or outbox_id in lost:
+                return
+            self.faults("after_send_before_commit")
+            try:
+                ok = self.store.mark_sent(self.worker, self.clock.now(), outbox_id)
+            except Exception as exc:
+                raise _MarkFailed(outbox_id) from exc
+            (marked if ok else lost).add(outbox_id)
+            if not ok:          # the lease ran out and the row was taken over: so was the
+                raise _LeaseLost(outbox_id)         # rest of the batch; stop sending it
+
+        results = self._send(rows, record)
         now = self.clock.now()
-        sent = [r.id for r in rows if results.get(r.id, "") is None]
+        mine = {r.id for r in rows}
+        late = [i for i, error in results.items()              # a notifier that never
+                if error is None and i in mine and i not in marked | lost]  # called back
         failed = []
         dead = 0
         for r in rows:
+            if lost and r.id not in results:
+                continue                 # not sent: left to whoever holds it now
             error = results.get(r.id, "no result from the notifier")
             if error is None:
                 continue
@@ -72,10 +93,12 @@ class Dispatcher:
             give_up = policy.is_dead(attempts, self.max_attempts)
             dead += give_up
             failed.append((r.id, error, None if give_up else now + policy.backoff(attempts)))
-        marked, lost = self.store.complete(self.worker, now, sent, failed)
-        return DispatchReport(len(rows), marked, len(failed) - dead, dead, lost)
+        late_marked, lost_now = self.store.complete(self.worker, now, late, failed)
+        return DispatchReport(len(rows), len(marked) + late_marked, len(failed) - dead, dead,
+                              len(lost) + lost_now)
 
-    def _send(self, rows: Sequence[OutboxRow]) -> dict[UUID, str | None]:
+    def _send(self, rows: Sequence[OutboxRow],
+              record: Callable[[UUID, str | None], None]) -> dict[UUID, str | None]:
         results: dict[UUID, str | None] = {}
         groups: dict[str, list[OutgoingMessage]] = defaultdict(list)
         for r in rows:
@@ -83,6 +106,11 @@ class Dispatcher:
                 groups[r.channel].append(render(r, self.base_url))
             except (KeyError, ValueError, TypeError) as exc:
                 results[r.id] = f"cannot render: {type(exc).__name__}: {exc}"
+
+        def on_result(outbox_id: UUID, error: str | None) -> None:
+            results[outbox_id] = error
+            record(outbox_id, error)
+
         for i, (channel, messages) in enumerate(sorted(groups.items())):
             if i:
                 self.faults("mid_batch")
@@ -90,10 +118,33 @@ class Dispatcher:
             if notifier is None:
                 results.update(dict.fromkeys((m.id for m in messages),
                                              f"no notifier for channel {channel!r}"))
-                continue
-            try:
-                results.update(notifier.send(messages))
-            except Exception as exc:          # the adapter failed as a whole: retry them all
-                results.update(dict.fromkeys((m.id for m in messages),
-                                             f"{type(exc).__name__}: {exc}"))
+            elif not _send_channel(notifier, messages, on_result, results):
+                break
         return results
+
+
+def _send_channel(notifier: Notifier, messages: Sequence[OutgoingMessage],
+                  on_result: Callable[[UUID, str | None], None],
+                  results: dict[UUID, str | None]) -> bool:
+    """Send one channel's messages; False when the batch must stop (claim lost)."""
+    try:
+        returned = notifier.send(messages, on_result)
+    except _MarkFailed as exc:                   # the store failed: stop; leases run out
+        raise exc.__cause__ or exc from None
+    except _LeaseLost:
+        return False
+    except Exception as exc:          # the adapter failed as a whole: retry the unsent ones
+        results.update({m.id: f"{type(exc).__name__}: {exc}"
+                        for m in messages if m.id not in results})
+        return True
+    for outbox_id, error in returned.items():
+        results.setdefault(outbox_id, error)
+    return True
+
+
+class _MarkFailed(Exception):
+    """Marking a sent message failed (the database, not the channel): abort the batch."""
+
+
+class _LeaseLost(Exception):
+    """This worker no longer holds the batch's claim: stop sending it."""

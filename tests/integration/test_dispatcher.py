@@ -4,10 +4,12 @@ SMTP adapter also passes (test_notifier_contract.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -167,10 +169,14 @@ class SlowRecorder:
     def __init__(self, log: list[tuple[str, UUID]], name: str) -> None:
         self.log, self.name = log, name
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[UUID, str | None], None] | None = None,
+             ) -> Mapping[UUID, str | None]:
         for m in messages:
             time.sleep(0.001)
             self.log.append((self.name, m.id))
+            if on_result is not None:
+                on_result(m.id, None)
         return dict.fromkeys((m.id for m in messages), None)
 
 
@@ -240,7 +246,9 @@ def test_a_notifier_that_raises_makes_the_whole_batch_retry(
     case_with_meeting(c, clock)
 
     class Down:
-        def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[UUID, str | None]:
+        def send(self, messages: Sequence[OutgoingMessage],
+                 on_result: Callable[[UUID, str | None], None] | None = None,
+                 ) -> Mapping[UUID, str | None]:
             raise ConnectionRefusedError("smtp down")
 
     d = Dispatcher(store, {EMAIL: Down(), INAPP: RecordingNotifier()}, clock, "w1")  # type: ignore[dict-item]
@@ -265,3 +273,154 @@ def test_dead_letters_come_in_pages_by_due_time(
     assert [r.id for page in pages for r in page] == [r.id for r in everything]
     assert all(len(p) <= 2 for p in pages)
     assert c.meetings.dead_letters(actor=LEAD, limit=2, offset=len(everything)) == []
+class Killed(BaseException):
+    """A simulated ``kill -9``: nothing after it runs (not an Exception, so no handler
+    in the dispatcher or a notifier records anything)."""
+
+
+def _kill_at(point: str, after: int) -> Callable[[str], None]:
+    seen = 0
+
+    def fault(name: str) -> None:
+        nonlocal seen
+        if name == point:
+            seen += 1
+            if seen > after:
+                raise Killed(name)
+    return fault
+
+
+def _bulk(c: Coordinator, clock: FakeClock, n: int, channel: str = EMAIL) -> list[OutboxRow]:
+    rows = [dataclasses.replace(r, channel=channel) for r in _rows(n, clock.now())]
+    with c.uow() as uow:
+        uow.outbox.add(rows)
+        uow.commit()
+    return rows
+
+
+@pytest.mark.parametrize("sent_before_kill", [0, 3, 9])
+def test_a_kill_between_send_and_mark_resends_only_the_message_in_flight(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock,
+        sent_before_kill: int) -> None:
+    c, store, engine = setup
+    rows = _bulk(c, clock, 10)
+    email = RecordingNotifier()
+    victim = dispatcher(store, clock, "victim", email=email)
+    victim.faults = _kill_at("after_send_before_commit", sent_before_kill)
+    with pytest.raises(Killed):
+        victim.dispatch_due()
+    assert len(email.attempts) == sent_before_kill + 1        # the kill: one in flight
+    clock.advance(seconds=61)                                 # the victim's lease runs out
+    heir = dispatcher(store, clock, "heir", email=email)
+    report = heir.dispatch_due()
+    assert (report.claimed, report.sent) == (len(rows) - sent_before_kill,
+                                             len(rows) - sent_before_kill)
+    attempts = Counter(email.attempts)
+    assert set(attempts) == {r.id for r in rows}               # none lost
+    assert sum(n - 1 for n in attempts.values()) == 1          # one same-id resend per kill
+    assert store.complete("victim", clock.now(), list(attempts), []) == (0, len(rows))
+    if engine is not None:
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(deliveries)) == len(rows)
+            by_worker = dict(conn.execute(select(deliveries.c.worker, func.count())
+                                          .group_by(deliveries.c.worker)).all())
+        assert by_worker == {w: n for w, n in (("victim", sent_before_kill),
+                                               ("heir", len(rows) - sent_before_kill)) if n}
+
+
+def test_a_kill_after_claim_resends_nothing_and_loses_nothing(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 5)
+    email = RecordingNotifier()
+    victim = dispatcher(store, clock, "victim", email=email)
+    victim.faults = _kill_at("after_claim", 0)
+    with pytest.raises(Killed):
+        victim.dispatch_due()
+    clock.advance(seconds=61)
+    assert dispatcher(store, clock, "heir", email=email).dispatch_due().sent == len(rows)
+    assert sorted(map(str, email.attempts)) == sorted(str(r.id) for r in rows)
+
+
+def test_a_connection_lost_mid_batch_keeps_what_was_marked_and_retries_the_rest(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    _bulk(c, clock, 6)
+    delivered: list[UUID] = []
+
+    class Drops:
+        def send(self, messages: Sequence[OutgoingMessage],
+                 on_result: Callable[[UUID, str | None], None] | None = None,
+                 ) -> Mapping[UUID, str | None]:
+            for m in messages[:2]:
+                delivered.append(m.id)
+                if on_result is not None:
+                    on_result(m.id, None)
+            raise ConnectionResetError("connection lost")
+
+    d = Dispatcher(store, {EMAIL: Drops()}, clock, "w1")  # type: ignore[dict-item]
+    report = d.dispatch_due()
+    assert (report.sent, report.retried, report.lost_claims) == (2, 4, 0)
+    clock.advance(seconds=30)
+    d.notifiers = {EMAIL: RecordingNotifier()}
+    assert d.dispatch_due().sent == 4                          # the two sent ones stay sent
+    assert len(set(delivered)) == 2
+
+
+def test_a_database_error_while_marking_stops_the_batch_and_the_lease_takes_over(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 4)
+    email = RecordingNotifier()
+
+    class Broken:
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        def mark_sent(self, worker: str, now: datetime, outbox_id: UUID) -> bool:
+            raise OSError("database gone")
+
+    d = Dispatcher(Broken(), {EMAIL: email}, clock, "w1")  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="database gone"):
+        d.dispatch_batch()
+    assert len(email.attempts) == 1                            # stopped after the first
+    clock.advance(seconds=61)
+    assert dispatcher(store, clock, "w2", email=email).dispatch_due().sent == len(rows)
+    assert sum(n - 1 for n in Counter(email.attempts).values()) == 1
+
+
+def test_a_notifier_that_never_calls_back_is_marked_at_the_end_of_the_batch(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 3)
+
+    class Silent:
+        def send(self, messages: Sequence[OutgoingMessage],
+                 on_result: Callable[[UUID, str | None], None] | None = None,
+                 ) -> Mapping[UUID, str | None]:
+            return dict.fromkeys((m.id for m in messages), None)
+
+    d = Dispatcher(store, {EMAIL: Silent()}, clock, "w1")  # type: ignore[dict-item]
+    assert d.dispatch_due().sent == len(rows)
+    assert d.dispatch_due().claimed == 0
+
+
+def test_a_worker_that_lost_its_lease_stops_sending_the_batch_at_the_first_refused_mark(
+        setup: tuple[Coordinator, OutboxStore, Engine | None], clock: FakeClock) -> None:
+    c, store, _ = setup
+    rows = _bulk(c, clock, 6)
+    email = RecordingNotifier()
+    slow = dispatcher(store, clock, "slow", email=email)
+
+    def paused(point: str) -> None:          # e.g. SIGSTOP longer than the lease
+        if point == "after_claim":
+            clock.advance(seconds=61)
+            assert len(store.claim("other", clock.now(), 100, timedelta(seconds=60))) == 6
+
+    slow.faults = paused
+    report = slow.dispatch_batch()
+    assert (report.claimed, report.sent, report.retried, report.lost_claims) == (6, 0, 0, 1)
+    assert len(email.attempts) == 1                            # stopped after the first
+    clock.advance(seconds=61)
+    assert dispatcher(store, clock, "heir", email=email).dispatch_due().sent == len(rows)
+    assert sum(n - 1 for n in Counter(email.attempts).values()) == 1

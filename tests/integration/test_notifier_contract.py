@@ -288,10 +288,17 @@ class _FailingIds(RecordingNotifier):
         super().__init__()
         self.fail: set[uuid.UUID] = set()
 
-    def send(self, messages: Sequence[OutgoingMessage]) -> Mapping[uuid.UUID, str | None]:
-        ok = [m for m in messages if m.id not in self.fail]
-        out: dict[uuid.UUID, str | None] = dict(super().send(ok))
-        out.update({m.id: "HTTP 500" for m in messages if m.id in self.fail})
+    def send(self, messages: Sequence[OutgoingMessage],
+             on_result: Callable[[uuid.UUID, str | None], None] | None = None,
+             ) -> Mapping[uuid.UUID, str | None]:
+        out: dict[uuid.UUID, str | None] = {}
+        for m in messages:
+            if m.id in self.fail:
+                out[m.id] = "HTTP 500"
+                if on_result is not None:
+                    on_result(m.id, out[m.id])
+            else:
+                out.update(super().send([m], on_result))
         return out
 
 
@@ -379,3 +386,35 @@ def test_a_silent_webhook_costs_one_timeout_per_batch_not_one_per_message() -> N
         assert len(accepted) == 1                       # the rest were not tried
     for conn in accepted:
         conn.close()
+def test_each_outcome_is_reported_once_after_acceptance_and_before_the_next_send(
+        channel: Channel) -> None:
+    """The dispatcher marks a message sent inside ``on_result``: by then the message must
+    have arrived, and the next one must not have left yet (at most one in flight)."""
+    notifier, arrived, _ = channel
+    batch = [row("meeting_reminder", source=RULE, recipient=f"nav-{i}") for i in range(4)]
+    batch.insert(2, row("meeting_reminder", source=RULE, recipient="refused"))
+    heard: list[tuple[uuid.UUID, bool, list[uuid.UUID]]] = []
+
+    def on_result(outbox_id: uuid.UUID, error: str | None) -> None:
+        heard.append((outbox_id, error is None, [m.id for m in arrived()]))
+
+    result = notifier.send([render(r, BASE) for r in batch], on_result)
+    assert [i for i, _, _ in heard] == [r.id for r in batch]   # once each, in order
+    good = [r.id for r in batch if r.recipient != "refused"]
+    for k, (outbox_id, accepted, seen) in enumerate(heard):
+        assert accepted == (result[outbox_id] is None) == (outbox_id in good)
+        so_far = [r.id for r in batch[:k + 1] if r.id in good]
+        assert seen == so_far                       # it has arrived, the next has not left
+    assert [m.id for m in arrived()] == good
+
+
+def test_an_exception_from_on_result_stops_the_batch(channel: Channel) -> None:
+    notifier, arrived, _ = channel
+    batch = [row("meeting_reminder", source=RULE, recipient=f"nav-{i}") for i in range(3)]
+
+    def on_result(outbox_id: uuid.UUID, error: str | None) -> None:
+        raise LookupError("store down")
+
+    with pytest.raises(LookupError):
+        notifier.send([render(r, BASE) for r in batch], on_result)
+    assert [m.id for m in arrived()] == [batch[0].id]

@@ -2,11 +2,15 @@
 an aiosmtpd sink in its own process recording Message-IDs, and ``kill -9`` of a worker in
 each of 10 rounds while batches are in flight.
 
-Pass: every due reminder reaches the sink (0 lost); no reminder arrives as two different
-messages (every copy carries the outbox id as Message-ID); resends of the same id are at
-most the killed batches (a kill between sending and marking resends that batch, under the
-same ids; RELIABILITY.md asks for at most one per kill, which would need a commit per
-message); one ``deliveries`` row per reminder; nothing left claimed.
+Pass (RELIABILITY.md section 3): every due reminder reaches the sink (distinct
+Message-IDs = outbox rows, 0 lost); no reminder arrives as two different messages (every
+copy carries the outbox id as Message-ID); same-id resends <= kills (the dispatcher marks
+each message sent in its own transaction right after the server accepted it, so a kill
+can resend only the one message in flight); one ``deliveries`` row per reminder; nothing
+left claimed.
+
+The sink does not de-duplicate: it records every message it accepts, so a resend is
+counted here, not hidden.
 """
 
 from __future__ import annotations
@@ -120,10 +124,12 @@ def test_kill_9_mid_batch_loses_nothing_and_never_makes_two_messages(
     got = Counter(_received(sink_log))
     expected = {f"<{i}@coordinator>" for i in due}
     assert kills == ROUNDS
+    assert len(due) == ROUNDS * PER_ROUND
     assert set(got) == expected                                # 0 lost, nothing foreign
+    assert len(got) == len(due)                                # distinct Message-IDs = rows
     resends = sum(n - 1 for n in got.values())
-    print(f"kills={kills} resends={resends} due={len(due)}")
-    assert resends <= kills * BATCH                            # only the killed batches
+    print(f"kills={kills} resends={resends} due={len(due)} received={got.total()}")
+    assert resends <= kills                                    # at most the one in flight
     with pg_engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(deliveries)) == len(due)
         statuses = dict(conn.execute(select(outbox.c.status, func.count())
