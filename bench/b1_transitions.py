@@ -7,7 +7,6 @@ process is divided by ``pgbench-N1`` TPS (target ≥ 0.20). Diagnostics: ratios 
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 from collections.abc import Sequence
@@ -17,13 +16,13 @@ from uuid import UUID
 
 from bench import baselines
 from bench.common import (
-    MODES,
     Measure,
     Mode,
     baseline_block,
     fresh_database,
     judged,
     new_document,
+    parse_mode,
     pg_problem,
     pg_server_version,
     pgbench_problem,
@@ -248,14 +247,8 @@ def _attempt_line(r: dict[str, Any]) -> dict[str, Any]:
             "pgbench_n1_drift": r["single"]["baseline"]["drift"]}
 
 
-def parse_mode(argv: Sequence[str] | None) -> Mode:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=sorted(MODES), default="smoke")
-    return MODES[parser.parse_args(argv).mode]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv)
+    mode = parse_mode(argv, __doc__)
     started, started_at = time.monotonic(), utc_now()
     problem = pg_problem() or pgbench_problem()
     doc = new_document("b1", mode, started_at, None if problem else pg_server_version())

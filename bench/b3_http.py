@@ -15,7 +15,6 @@ Run: ``python -m bench.b3_http --mode smoke|full``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -33,12 +32,12 @@ from typing import Any
 
 from bench import baselines
 from bench.common import (
-    MODES,
     Measure,
     Mode,
     baseline_block,
     fresh_database,
     new_document,
+    parse_mode,
     percentiles,
     pg_problem,
     pg_server_version,
@@ -362,14 +361,8 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
     return doc
 
 
-def parse_mode(argv: Sequence[str] | None) -> Mode:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=sorted(MODES), default="smoke")
-    return MODES[parser.parse_args(argv).mode]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv)
+    mode = parse_mode(argv, __doc__)
     started, started_at = time.monotonic(), utc_now()
     problem = pg_problem() or pgbench_problem()
     doc = new_document("b3", mode, started_at, None if problem else pg_server_version())

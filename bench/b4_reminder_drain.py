@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines
-from bench.b1_transitions import parse_mode
 from bench.common import (
     Measure,
     Mode,
@@ -37,6 +36,7 @@ from bench.common import (
     fresh_database,
     judged,
     new_document,
+    parse_mode,
     percentiles,
     pg_problem,
     pg_server_version,
@@ -228,7 +228,7 @@ def run(doc: dict[str, Any], mode: Mode, size: Size) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    mode = parse_mode(argv)
+    mode = parse_mode(argv, __doc__)
     size = SIZES[mode.name]
     started, started_at = time.monotonic(), utc_now()
     problem = pg_problem() or pgbench_problem()

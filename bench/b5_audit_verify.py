@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.b1_transitions import parse_mode
 from bench.common import (
     Measure,
     Mode,
@@ -31,6 +30,7 @@ from bench.common import (
     fresh_database,
     judged,
     new_document,
+    parse_mode,
     percentiles,
     pg_problem,
     pg_server_version,
@@ -186,7 +186,7 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv)
+    mode = parse_mode(argv, __doc__)
     started, started_at = time.monotonic(), utc_now()
     problem = pg_problem()
     doc = new_document("b5", mode, started_at, None if problem else pg_server_version())

@@ -25,7 +25,6 @@ from bench.b1_transitions import (
     committed,
     diagnostic,
     load_cases,
-    parse_mode,
 )
 from bench.b1_transitions import NOTES as B1_NOTES
 from bench.common import (
@@ -33,6 +32,7 @@ from bench.common import (
     baseline_block,
     judged,
     new_document,
+    parse_mode,
     pg_server_version,
     run_attempts,
     utc_now,
@@ -117,7 +117,7 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv)
+    mode = parse_mode(argv, __doc__)
     started, started_at = time.monotonic(), utc_now()
     doc = new_document("b8", mode, started_at, pg_server_version())
     run(doc, mode, started)

@@ -3,6 +3,7 @@ percentiles, verdicts, noisy-run handling and the result file."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ipaddress
 import json
@@ -64,6 +65,13 @@ class Measure:
         return {"value": round(self.rate, 1), "unit": self.unit, "p50": _ms(self.p50),
                 "p95": _ms(self.p95), "p99": _ms(self.p99), "count": self.count,
                 "seconds": round(self.seconds, 2)}
+
+
+def parse_mode(argv: Sequence[str] | None, description: str | None = None) -> Mode:
+    """``--mode smoke|full`` of a benchmark script's command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--mode", choices=sorted(MODES), default="smoke")
+    return MODES[parser.parse_args(argv).mode]
 
 
 def _ms(value: float | None) -> float | None:

@@ -135,17 +135,21 @@ class SqlMemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.pending: list[Member] = []
+        self.stored: dict[UUID, list[Member]] = {}   # read once per unit of work
 
     def add(self, member: Member) -> None:
         self.pending.append(member)
 
     def for_case(self, case_id: UUID) -> Sequence[Member]:
-        m = case_members.c
-        rows = self.session.connection().execute(
-            select(case_members).where(m.case_id == case_id)
-            .order_by(m.added_at, m.actor_id)).mappings()
-        return [Member(r["case_id"], r["actor_id"], r["role"], r["added_at"], r["added_by"])
-                for r in rows] + [r for r in self.pending if r.case_id == case_id]
+        if case_id not in self.stored:
+            m = case_members.c
+            rows = self.session.connection().execute(
+                select(case_members).where(m.case_id == case_id)
+                .order_by(m.added_at, m.actor_id)).mappings()
+            self.stored[case_id] = [
+                Member(r["case_id"], r["actor_id"], r["role"], r["added_at"], r["added_by"])
+                for r in rows]
+        return self.stored[case_id] + [r for r in self.pending if r.case_id == case_id]
 
     def flush(self) -> None:
         if self.pending:
