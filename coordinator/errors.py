@@ -187,3 +187,18 @@ class EmergencyAccessRefused(PermissionDenied):
     """Emergency access is for health roles only, never for Nav roles (HTTP 403)."""
 
     code = "emergency-access-refused"
+
+
+class KeyUnavailable(CoordinatorError):
+    """A data key cannot be unwrapped: its key-encryption key is unknown or retired, the
+    wrapped blob was altered, or the context does not match. The message names the key
+    id, never key material."""
+
+    code = "key-unavailable"
+
+
+class DecryptionFailed(CoordinatorError):
+    """A ciphertext did not authenticate: altered, or bound to another case, document,
+    audience or version."""
+
+    code = "decryption-failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -238,6 +239,46 @@ class OutboxStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class WrappedKey:
+    """A data key wrapped under a key-encryption key (KEK). ``kek_id`` names the KEK (and
+    its version) so that rotation can find every key still wrapped under an old one;
+    ``blob`` is opaque to everyone but the provider that made it."""
+
+    kek_id: str
+    blob: bytes
+
+
+class KeyProvider(Protocol):
+    """Wraps and unwraps data keys under key-encryption keys it keeps to itself (a local
+    key file, Vault transit, …). The KEK never leaves the provider; a data key leaves only
+    as the return value of ``unwrap``. ``context`` (the case and audience a data key
+    belongs to) is bound into the wrap: unwrapping with another context fails."""
+
+    def current_kek(self) -> str:
+        """The id of the KEK that new wraps use."""
+        ...
+
+    def wrap(self, data_key: bytes, context: bytes) -> WrappedKey:
+        """Wrap under the current KEK."""
+        ...
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        """Raises: KeyUnavailable when the KEK is unknown or retired, or the blob or
+        context does not match."""
+        ...
+
+    def rotate(self) -> str:
+        """Make a new KEK current and return its id; older KEKs still unwrap until
+        retired."""
+        ...
+
+    def retire(self, kek_id: str) -> None:
+        """Forget an old KEK (after every key wrapped under it was re-wrapped); unwrapping
+        under it then fails. Retiring the current KEK raises InvalidInput."""
+        ...
+
+
 @runtime_checkable
 class InboxReader(Protocol):
     """The read side of the in-app inbox: one recipient's messages, newest first."""
@@ -294,4 +335,5 @@ class UnitOfWork(Protocol):
 
 
 __all__ = ["AuditLog", "CaseRepository", "CheckpointSigner", "Clock", "ConsentRepository",
-           "EventRepository", "MemberRepository", "UnitOfWork"]
+           "EventRepository", "KeyProvider", "MemberRepository", "UnitOfWork",
+           "WrappedKey"]

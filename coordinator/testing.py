@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from coordinator.errors import (
     CaseNotFound,
     ConcurrentUpdate,
     CoordinatorError,
+    InvalidInput,
+    KeyUnavailable,
     MeetingNotFound,
     ReminderNotFound,
 )
@@ -38,6 +41,7 @@ from coordinator.intake.model import (
     MeasureRecord,
     TherapySession,
 )
+from coordinator.ports import WrappedKey
 from coordinator.scheduling.outbox import (
     CANCELLED,
     CLAIMED,
@@ -452,6 +456,48 @@ class RecordingNotifier:
             if on_result is not None:
                 on_result(m.id, out[m.id])
         return out
+
+
+class InMemoryKeyProvider:
+    """A fake ``KeyProvider``: it keeps each wrapped data key in a table and hands out a
+    random handle as the blob, so nothing about the key is in the blob. Same contract as
+    the real providers (tests/integration/test_key_provider_contract.py)."""
+
+    def __init__(self) -> None:
+        self._keks: list[str] = ["mem:v1"]
+        self._retired: set[str] = set()
+        self._wrapped: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def current_kek(self) -> str:
+        return self._keks[-1]
+
+    def wrap(self, data_key: bytes, context: bytes) -> WrappedKey:
+        handle = secrets.token_bytes(16)
+        with self._lock:
+            self._wrapped[(self.current_kek(), handle)] = (bytes(data_key), bytes(context))
+        return WrappedKey(self.current_kek(), handle)
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
+        with self._lock:
+            found = (None if wrapped.kek_id in self._retired
+                     else self._wrapped.get((wrapped.kek_id, wrapped.blob)))
+        if found is None or found[1] != context:
+            raise KeyUnavailable(f"cannot unwrap a data key under {wrapped.kek_id}",
+                                 kek_id=wrapped.kek_id)
+        return found[0]
+
+    def rotate(self) -> str:
+        with self._lock:
+            self._keks.append(f"mem:v{len(self._keks) + 1}")
+            return self._keks[-1]
+
+    def retire(self, kek_id: str) -> None:
+        if kek_id == self.current_kek():
+            raise InvalidInput("the current key-encryption key cannot be retired",
+                               field="kek_id")
+        with self._lock:
+            self._retired.add(kek_id)
 
 
 class InMemoryUnitOfWork:
