@@ -14,11 +14,20 @@ from sqlalchemy import Engine
 from coordinator.clock import SystemClock
 from coordinator.config import Settings
 from coordinator.crypto.audit_keys import Ed25519CheckpointSigner
+from coordinator.crypto.envelope import AesGcmCipher
+from coordinator.crypto.key_file import LocalFileKeyProvider
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
-from coordinator.ports import CheckpointSigner, Clock, Notifier, OutboxStore, UnitOfWork
+from coordinator.ports import (
+    CheckpointSigner,
+    Clock,
+    KeyProvider,
+    Notifier,
+    OutboxStore,
+    UnitOfWork,
+)
 from coordinator.scheduling.dispatcher import Dispatcher
 from coordinator.scheduling.outbox import EMAIL, INAPP, NAV_WEBHOOK
 from coordinator.service import Coordinator
@@ -31,9 +40,11 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
           outbox_store: OutboxStore | None = None,
           channels: tuple[str, ...] | None = None,
           signer: CheckpointSigner | None = None,
-          nav_webhook: bool | None = None) -> Coordinator:
+          nav_webhook: bool | None = None,
+          keys: KeyProvider | None = None) -> Coordinator:
     """Build a Coordinator. Overrides are for tests and benchmarks, not settings. The
-    checkpoint signer's key lives in ``settings.data_dir`` and is read on first use."""
+    checkpoint signer's key and the KEK keyring live in ``settings.data_dir`` and are
+    read (or made) on first use."""
     settings = settings or Settings()
     if uow is None:
         start_mappers()     # before any Case is built, so instances are instrumented
@@ -52,7 +63,13 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
                        outbox_store=outbox_store,
                        signer=signer or Ed25519CheckpointSigner(settings.data_dir),
                        nav_webhook=bool(settings.nav_webhook_url) if nav_webhook is None
-                       else nav_webhook)
+                       else nav_webhook,
+                       keys=keys or key_provider(settings), cipher=AesGcmCipher())
+
+
+def key_provider(settings: Settings) -> KeyProvider:
+    """The KeyProvider that wraps data keys: the local keyring file in ``data_dir``."""
+    return LocalFileKeyProvider(settings.data_dir)
 
 
 def email_notifier(settings: Settings) -> Notifier:

@@ -202,3 +202,28 @@ class DecryptionFailed(CoordinatorError):
     audience or version."""
 
     code = "decryption-failed"
+
+
+class DocumentNotFound(NotFound):
+    code = "document-not-found"
+
+    def __init__(self, document_id: object) -> None:
+        super().__init__(f"document {document_id} was not found",
+                         document_id=str(document_id))
+
+
+class NotShared(PermissionDenied):
+    """The document belongs to the other side and is not shared with the reader's party
+    (HTTP 403)."""
+
+    code = "document-not-shared"
+
+
+class CaseErased(CoordinatorError):
+    """The case's data keys were destroyed (crypto-shredding): its documents can never be
+    read again (HTTP 410)."""
+
+    code = "case-erased"
+
+    def __init__(self, case_id: object) -> None:
+        super().__init__(f"the documents of case {case_id} were erased", case_id=str(case_id))

@@ -12,6 +12,13 @@ from uuid import UUID
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
 from coordinator.audit.events import AuditEvent, SealedEvent
 from coordinator.audit.merkle import Head
+from coordinator.cases.document_model import (
+    Binding,
+    DataKey,
+    Document,
+    Erasure,
+    Rotation,
+)
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -279,6 +286,113 @@ class KeyProvider(Protocol):
         ...
 
 
+class DocumentCipher(Protocol):
+    """Authenticated encryption of documents (AES-256-GCM in ``crypto.envelope``). The
+    core never sees an algorithm, only keys as opaque bytes it got from ``KeyProvider``."""
+
+    def new_key(self) -> bytes:
+        """A fresh random data key."""
+        ...
+
+    def seal(self, key: bytes, plaintext: bytes, binding: Binding) -> bytes:
+        """nonce || ciphertext+tag, bound to ``binding``."""
+        ...
+
+    def open(self, key: bytes, sealed: bytes, binding: Binding) -> bytes:
+        """Raises: DecryptionFailed (altered, another key, or another binding)."""
+        ...
+
+
+class DocumentRepository(Protocol):
+    """Encrypted documents, their shares and the erased-case markers. Writes are part of
+    the unit of work; ``replace`` is version-checked (``ConcurrentUpdate`` when the row
+    changed since it was read, at once or on commit)."""
+
+    def add(self, document: Document) -> None: ...
+
+    def get(self, document_id: UUID) -> Document:
+        """Raises: DocumentNotFound."""
+        ...
+
+    def for_case(self, case_id: UUID, *, after: UUID | None = None,
+                 limit: int = 50) -> Sequence[Document]:
+        """Ordered by id, the page after ``after``."""
+        ...
+
+    def replace(self, document: Document, expected_row_version: int) -> None:
+        """Store ``document`` (shares included) over the row at ``expected_row_version``."""
+        ...
+
+    def stale(self, *, limit: int) -> Sequence[Document]:
+        """Documents sealed under an older data key version than their (case, audience)'s
+        newest, by id."""
+        ...
+
+    def count_stale(self) -> int: ...
+
+    def erase(self, case_id: UUID) -> int:
+        """Delete the case's documents and shares; how many documents."""
+        ...
+
+    def erasure(self, case_id: UUID) -> Erasure | None: ...
+
+    def mark_erased(self, erasure: Erasure) -> None: ...
+
+
+class DataKeyRepository(Protocol):
+    """Wrapped data keys, one row per (case, audience, key version), and the runs of key
+    rotation."""
+
+    def newest(self, case_id: UUID, audience: str) -> DataKey | None: ...
+
+    def get(self, case_id: UUID, audience: str, key_version: int) -> DataKey:
+        """Raises: KeyUnavailable (destroyed or never made)."""
+        ...
+
+    def add(self, key: DataKey) -> bool:
+        """Insert; False (and nothing written) when that version exists already (another
+        writer made it first)."""
+        ...
+
+    def rewrap(self, key: DataKey, kek_id: str, blob: bytes) -> bool:
+        """Replace the wrap of ``key`` if it is still the one read (``key.kek_id``)."""
+        ...
+
+    def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
+        """Keys wrapped under another KEK than ``kek_id``."""
+        ...
+
+    def count_not_under(self, kek_id: str) -> int: ...
+
+    def kek_ids(self) -> set[str]:
+        """Every KEK some stored key is wrapped under."""
+        ...
+
+    def created_before(self, moment: datetime, *, limit: int) -> Sequence[DataKey]:
+        """The newest key of each (case, audience) whose newest was made before
+        ``moment``, by (case, audience)."""
+        ...
+
+    def count_created_before(self, moment: datetime) -> int: ...
+
+    def superseded(self, *, limit: int) -> Sequence[DataKey]:
+        """Keys with a newer version in their (case, audience) that no document is sealed
+        under any more (safe to destroy)."""
+        ...
+
+    def destroy(self, case_id: UUID, audience: str | None = None,
+                below: int | None = None) -> int:
+        """Delete the case's keys (of ``audience``, versions below ``below``); keys a
+        document is still sealed under are kept. How many were deleted."""
+        ...
+
+    def open_rotation(self, kind: str) -> Rotation | None: ...
+
+    def start_rotation(self, rotation: Rotation) -> None: ...
+
+    def finish_rotation(self, rotation_id: UUID, at: datetime) -> None: ...
+
+
 @runtime_checkable
 class InboxReader(Protocol):
     """The read side of the in-app inbox: one recipient's messages, newest first."""
@@ -322,6 +436,12 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
 
+    @property
+    def documents(self) -> DocumentRepository: ...
+
+    @property
+    def data_keys(self) -> DataKeyRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -335,5 +455,5 @@ class UnitOfWork(Protocol):
 
 
 __all__ = ["AuditLog", "CaseRepository", "CheckpointSigner", "Clock", "ConsentRepository",
-           "EventRepository", "KeyProvider", "MemberRepository", "UnitOfWork",
-           "WrappedKey"]
+           "DataKeyRepository", "DocumentCipher", "DocumentRepository", "EventRepository",
+           "KeyProvider", "MemberRepository", "UnitOfWork", "WrappedKey"]

@@ -43,6 +43,8 @@ from coordinator.cases.commands import (
     OpenCase,
     WithdrawConsent,
 )
+from coordinator.cases.documents import Documents
+from coordinator.cases.key_rotation import KeyRotation, Progress
 from coordinator.cases.model import SYSTEM, Actor, Case, Member
 from coordinator.consent.model import ConsentRecord
 from coordinator.consent.policy import live_scopes, purposes_by_party
@@ -59,7 +61,14 @@ from coordinator.errors import (
     StaleVersion,
 )
 from coordinator.meetings import Meetings, notify_nav, replan
-from coordinator.ports import CheckpointSigner, Clock, OutboxStore, UnitOfWork
+from coordinator.ports import (
+    CheckpointSigner,
+    Clock,
+    DocumentCipher,
+    KeyProvider,
+    OutboxStore,
+    UnitOfWork,
+)
 from coordinator.scheduling import nav
 from coordinator.scheduling.outbox import INAPP, NAV_WEBHOOK
 from coordinator.workflows import deadlines, eligibility
@@ -85,6 +94,20 @@ class Coordinator:
                         self.nav_webhook)
     signer: CheckpointSigner | None = None     # signs and verifies audit checkpoints
     nav_webhook: bool = False   # write Nav events to the outbox (docs/referrals.md)
+    keys: KeyProvider | None = field(default=None, repr=False)    # wraps data keys
+    cipher: DocumentCipher | None = field(default=None, repr=False)   # seals documents
+
+    @cached_property
+    def documents(self) -> Documents:
+        """Encrypted case documents: write, read, share, revoke and erase
+        (coordinator/cases/documents.py, docs/encryption.md)."""
+        return Documents(self.uow, self.clock, self.keys, self.cipher, self._denials)
+
+    def key_rotation(self, *, batch: int = 100, progress: Progress | None = None,
+                     between_batches: Callable[[], None] | None = None) -> KeyRotation:
+        """Rotate the KEK (and with ``reencrypt`` the data keys); operators only."""
+        return KeyRotation(self.uow, self.clock, self.documents.envelope, SYSTEM,
+                           batch=batch, progress=progress, between_batches=between_batches)
 
     # -- denials are audited -------------------------------------------------------------
     @contextmanager

@@ -23,6 +23,7 @@ from coordinator.audit.checkpoint import Checkpoint
 from coordinator.audit.events import AuditEvent, SealedEvent, seal
 from coordinator.audit.merkle import Head
 from coordinator.cases import auditing
+from coordinator.cases.document_model import DataKey, Document, Erasure, Rotation
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -30,6 +31,7 @@ from coordinator.errors import (
     CaseNotFound,
     ConcurrentUpdate,
     CoordinatorError,
+    DocumentNotFound,
     InvalidInput,
     KeyUnavailable,
     MeetingNotFound,
@@ -89,6 +91,10 @@ class InMemoryStore:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     checkpoint_heads: dict[int, dict[str, Head]] = field(default_factory=dict)
     audit_last_id: int = 0
+    documents: dict[UUID, Document] = field(default_factory=dict)
+    data_keys: dict[tuple[UUID, str, int], DataKey] = field(default_factory=dict)
+    erasures: dict[UUID, Erasure] = field(default_factory=dict)
+    rotations: dict[UUID, Rotation] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -500,6 +506,228 @@ class InMemoryKeyProvider:
             self._retired.add(kek_id)
 
 
+class _Documents:
+    """Documents staged until commit; ``check`` refuses a commit over a row someone else
+    changed first (the SQL ``WHERE row_version``), ``apply`` writes."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.staged: dict[UUID, tuple[Document | None, int | None]] = {}  # doc, read version
+        self.erased: list[Erasure] = []
+
+    def _view(self) -> dict[UUID, Document]:
+        found = dict(self.store.documents)
+        for doc_id, (doc, _read) in self.staged.items():
+            if doc is None:
+                found.pop(doc_id, None)
+            else:
+                found[doc_id] = doc
+        return found
+
+    def add(self, document: Document) -> None:
+        self._stage(document.id, document)
+
+    def get(self, document_id: UUID) -> Document:
+        found = self._view().get(document_id)
+        if found is None:
+            raise DocumentNotFound(document_id)
+        return found
+
+    def for_case(self, case_id: UUID, *, after: UUID | None = None,
+                 limit: int = 50) -> Sequence[Document]:
+        return sorted((x for x in self._view().values() if x.case_id == case_id
+                       and (after is None or x.id > after)), key=lambda x: x.id)[:limit]
+
+    def replace(self, document: Document, expected_row_version: int) -> None:
+        if self.get(document.id).row_version != expected_row_version:
+            raise ConcurrentUpdate()
+        self._stage(document.id, document)
+
+    def _stage(self, doc_id: UUID, doc: Document | None) -> None:
+        if doc_id in self.staged:
+            read = self.staged[doc_id][1]
+        else:
+            stored = self.store.documents.get(doc_id)
+            read = None if stored is None else stored.row_version
+        self.staged[doc_id] = (doc, read)
+
+    def _newest(self, doc: Document, keys: Mapping[tuple[UUID, str, int], DataKey]) -> int:
+        return max((v for c, a, v in keys if c == doc.case_id and a == doc.audience),
+                   default=0)
+
+    def stale(self, *, limit: int) -> Sequence[Document]:
+        keys = self.store.data_keys
+        return sorted((x for x in self._view().values()
+                       if x.key_version < self._newest(x, keys)), key=lambda x: x.id)[:limit]
+
+    def count_stale(self) -> int:
+        return len(self.stale(limit=1 << 62))
+
+    def erase(self, case_id: UUID) -> int:
+        gone = [x for x in self._view().values() if x.case_id == case_id]
+        for doc in gone:
+            self._stage(doc.id, None)
+        return len(gone)
+
+    def erasure(self, case_id: UUID) -> Erasure | None:
+        return self.store.erasures.get(case_id) or next(
+            (e for e in self.erased if e.case_id == case_id), None)
+
+    def mark_erased(self, erasure: Erasure) -> None:
+        if self.erasure(erasure.case_id) is not None:
+            raise ConcurrentUpdate()
+        self.erased.append(erasure)
+
+    def check(self) -> None:
+        for doc_id, (_doc, read) in self.staged.items():
+            current = self.store.documents.get(doc_id)
+            if (None if current is None else current.row_version) != read:
+                raise ConcurrentUpdate()
+        if any(e.case_id in self.store.erasures for e in self.erased):
+            raise ConcurrentUpdate()
+
+    def apply(self) -> None:
+        for doc_id, (doc, _read) in self.staged.items():
+            if doc is None:
+                self.store.documents.pop(doc_id, None)
+            else:
+                self.store.documents[doc_id] = doc
+        self.store.erasures.update({e.case_id: e for e in self.erased})
+        self.clear()
+
+    def clear(self) -> None:
+        self.staged.clear()
+        self.erased.clear()
+
+
+class _DataKeys:
+    """Wrapped data keys and rotation runs, staged until commit like ``_Documents``."""
+
+    def __init__(self, store: InMemoryStore, documents: _Documents) -> None:
+        self.store = store
+        self.documents = documents
+        self.staged: dict[tuple[UUID, str, int], tuple[DataKey | None, str | None]] = {}
+        self.rotations: dict[UUID, Rotation] = {}
+
+    def _view(self) -> dict[tuple[UUID, str, int], DataKey]:
+        found = dict(self.store.data_keys)
+        for key, (row, _read) in self.staged.items():
+            if row is None:
+                found.pop(key, None)
+            else:
+                found[key] = row
+        return found
+
+    def newest(self, case_id: UUID, audience: str) -> DataKey | None:
+        mine = [x for (c, a, _v), x in self._view().items() if c == case_id and a == audience]
+        return max(mine, key=lambda x: x.key_version, default=None)
+
+    def get(self, case_id: UUID, audience: str, key_version: int) -> DataKey:
+        found = self._view().get((case_id, audience, key_version))
+        if found is None:
+            raise KeyUnavailable(f"data key {audience} v{key_version} of case {case_id} "
+                                 f"does not exist", case_id=str(case_id))
+        return found
+
+    def add(self, key: DataKey) -> bool:
+        ident = (key.case_id, key.audience, key.key_version)
+        if ident in self._view():
+            return False
+        self._stage(ident, key)
+        return True
+
+    def _stage(self, ident: tuple[UUID, str, int], row: DataKey | None) -> None:
+        if ident in self.staged:
+            read = self.staged[ident][1]
+        else:
+            stored = self.store.data_keys.get(ident)
+            read = "" if stored is None else stored.kek_id
+        self.staged[ident] = (row, read)
+
+    def rewrap(self, key: DataKey, kek_id: str, blob: bytes) -> bool:
+        ident = (key.case_id, key.audience, key.key_version)
+        current = self._view().get(ident)
+        if current is None or current.kek_id != key.kek_id:
+            return False
+        self._stage(ident, dataclasses.replace(key, kek_id=kek_id, blob=blob))
+        return True
+
+    def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
+        return sorted((x for x in self._view().values() if x.kek_id != kek_id),
+                      key=lambda x: (x.case_id, x.audience, x.key_version))[:limit]
+
+    def count_not_under(self, kek_id: str) -> int:
+        return len(self.not_under(kek_id, limit=1 << 62))
+
+    def kek_ids(self) -> set[str]:
+        return {x.kek_id for x in self._view().values()}
+
+    def created_before(self, moment: datetime, *, limit: int) -> Sequence[DataKey]:
+        newest: dict[tuple[UUID, str], DataKey] = {}
+        for x in self._view().values():
+            group = (x.case_id, x.audience)
+            if group not in newest or x.key_version > newest[group].key_version:
+                newest[group] = x
+        return sorted((x for x in newest.values() if x.created_at < moment),
+                      key=lambda x: (x.case_id, x.audience))[:limit]
+
+    def count_created_before(self, moment: datetime) -> int:
+        return len(self.created_before(moment, limit=1 << 62))
+
+    def superseded(self, *, limit: int) -> Sequence[DataKey]:
+        view = self._view()
+        used = {(x.case_id, x.audience, x.key_version) for x in self.documents._view().values()}
+        return sorted((x for ident, x in view.items() if ident not in used and any(
+            c == x.case_id and a == x.audience and v > x.key_version for c, a, v in view)),
+            key=lambda x: (x.case_id, x.audience, x.key_version))[:limit]
+
+    def destroy(self, case_id: UUID, audience: str | None = None,
+                below: int | None = None) -> int:
+        used = {(x.case_id, x.audience, x.key_version) for x in self.documents._view().values()}
+        gone = [ident for ident in self._view() if ident[0] == case_id and ident not in used
+                and (audience is None or ident[1] == audience)
+                and (below is None or ident[2] < below)]
+        for ident in gone:
+            self._stage(ident, None)
+        return len(gone)
+
+    def open_rotation(self, kind: str) -> Rotation | None:
+        runs = {**self.store.rotations, **self.rotations}.values()
+        return min((r for r in runs if r.kind == kind and r.finished_at is None),
+                   key=lambda r: r.started_at, default=None)
+
+    def start_rotation(self, rotation: Rotation) -> None:
+        self.rotations[rotation.id] = rotation
+
+    def finish_rotation(self, rotation_id: UUID, at: datetime) -> None:
+        run = self.rotations.get(rotation_id) or self.store.rotations[rotation_id]
+        self.rotations[rotation_id] = dataclasses.replace(run, finished_at=at)
+
+    def check(self) -> None:
+        for ident, (_row, read) in self.staged.items():
+            current = self.store.data_keys.get(ident)
+            if ("" if current is None else current.kek_id) != read:
+                raise ConcurrentUpdate()
+        used = {(x.case_id, x.audience, x.key_version)
+                for x in {**self.store.documents, **{
+                    i: doc for i, (doc, _r) in self.documents.staged.items() if doc}}.values()}
+        if any(row is None and ident in used for ident, (row, _r) in self.staged.items()):
+            raise ConcurrentUpdate()        # the SQL foreign key: a key still in use
+
+    def apply(self) -> None:
+        for ident, (row, _read) in self.staged.items():
+            if row is None:
+                self.store.data_keys.pop(ident, None)
+            else:
+                self.store.data_keys[ident] = row
+        self.store.rotations.update(self.rotations)
+        self.clear()
+
+    def clear(self) -> None:
+        self.staged.clear()
+        self.rotations.clear()
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore | None = None) -> None:
         self.store = store if store is not None else InMemoryStore()
@@ -516,6 +744,8 @@ class InMemoryUnitOfWork:
         self.meetings = _Meetings(self.store)
         self.outbox = _Outbox(self.store)
         self.audit = _Audit(self.store)
+        self.documents = _Documents(self.store)
+        self.data_keys = _DataKeys(self.store, self.documents)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -530,6 +760,8 @@ class InMemoryUnitOfWork:
         self.meetings.pending.clear()
         self.outbox.ops.clear()
         self.audit.pending.clear()
+        self.documents.clear()
+        self.data_keys.clear()
 
     def commit(self) -> None:
         with self.store.lock:
@@ -548,6 +780,8 @@ class InMemoryUnitOfWork:
             if len(set(measured)) != len(measured) or set(measured) & {
                     (m.case_id, m.instrument, m.phase) for m in self.store.measures}:
                 raise ConcurrentUpdate()          # the unique (case, instrument, phase) key
+            self.documents.check()
+            self.data_keys.check()
             self.idempotency.apply()
             subjects = {c.id: c.subject_id for c, _v in self.cases.seen.values()}
             for case, _loaded in touched:
@@ -572,6 +806,8 @@ class InMemoryUnitOfWork:
             self.store.meetings.update(self.meetings.pending)
             self.meetings.pending.clear()
             self.outbox.apply()
+            self.data_keys.apply()
+            self.documents.apply()
             self.audit.flush()
 
 

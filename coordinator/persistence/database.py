@@ -38,10 +38,12 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: writers queue on the
         # database lock (busy_timeout) instead of failing on a stale read snapshot.
+        # secure_delete: deleted rows (destroyed data keys) are overwritten, not left in
+        # free pages of the file (docs/encryption.md).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=30000"):
+                       "secure_delete=ON", "busy_timeout=30000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

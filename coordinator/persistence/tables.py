@@ -13,8 +13,10 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -311,4 +313,69 @@ inbox_messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("read_at", UTCDateTime, nullable=True),
     Index(None, "recipient", "created_at"),
+)
+
+# Encrypted documents (docs/encryption.md). A data key is stored only wrapped by the key
+# provider's KEK; a document only sealed under a data key. A document row names the key
+# it is sealed under, so a key still in use cannot be deleted (the foreign key refuses).
+data_keys = Table(
+    "data_keys", metadata,
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("audience", String(10), primary_key=True),       # health, nav, shared
+    Column("key_version", Integer, primary_key=True),
+    Column("kek_id", String(100), nullable=False),
+    Column("blob", LargeBinary, nullable=False),              # the wrapped data key
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "kek_id"),
+)
+
+documents = Table(
+    "documents", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("category", String(40), nullable=False),
+    Column("owner", String(10), nullable=False),              # health, nav
+    Column("audience", String(10), nullable=False),           # the data key's audience
+    Column("revision", Integer, nullable=False),              # bound into the ciphertext
+    Column("key_version", Integer, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),            # nonce || ciphertext || tag
+    Column("digest", String(64), nullable=False),             # SHA-256 of sealed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_role", String(40), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("row_version", Integer, nullable=False),           # optimistic lock
+    ForeignKeyConstraint(["case_id", "audience", "key_version"],
+                         ["data_keys.case_id", "data_keys.audience", "data_keys.key_version"]),
+    Index(None, "case_id", "id"),
+    Index(None, "case_id", "audience", "key_version"),
+)
+
+document_shares = Table(
+    "document_shares", metadata,
+    Column("document_id", Uuid, ForeignKey("documents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("party", String(20), primary_key=True),
+    Column("purpose", String(40), nullable=False),
+    Column("consent_id", Uuid, nullable=True),
+    Column("shared_at", UTCDateTime, nullable=False),
+    Column("shared_by", String(200), nullable=False),
+)
+
+# A case whose data keys were destroyed: its documents answer "erased".
+case_erasures = Table(
+    "case_erasures", metadata,
+    Column("case_id", Uuid, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+    Column("erased_by", String(200), nullable=False),
+)
+
+# Runs of `coordinator keys rotate`; an unfinished run is resumed by the next one.
+key_rotations = Table(
+    "key_rotations", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(20), nullable=False),               # rewrap, reencrypt
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
 )

@@ -30,6 +30,7 @@ from coordinator.intake.model import (
     TherapySession,
 )
 from coordinator.persistence.audit_store import SqlAuditLog
+from coordinator.persistence.documents import SqlDataKeyRepository, SqlDocumentRepository
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import (
@@ -319,6 +320,8 @@ class SqlUnitOfWork:
         self.meetings = SqlMeetingRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
         self.audit = SqlAuditLog(self.session)
+        self.documents = SqlDocumentRepository(self.session)     # written at once, in the
+        self.data_keys = SqlDataKeyRepository(self.session)      # transaction
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
