@@ -708,9 +708,7 @@ class _DataKeys:
             current = self.store.data_keys.get(ident)
             if ("" if current is None else current.kek_id) != read:
                 raise ConcurrentUpdate()
-        used = {(x.case_id, x.audience, x.key_version)
-                for x in {**self.store.documents, **{
-                    i: doc for i, (doc, _r) in self.documents.staged.items() if doc}}.values()}
+        used = {(x.case_id, x.audience, x.key_version) for x in self.documents._view().values()}
         if any(row is None and ident in used for ident, (row, _r) in self.staged.items()):
             raise ConcurrentUpdate()        # the SQL foreign key: a key still in use
 

@@ -21,7 +21,12 @@ from coordinator.persistence import migrate
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.tables import metadata
 from coordinator.service import Coordinator
-from coordinator.testing import FakeClock, InMemoryStore, InMemoryUnitOfWork
+from coordinator.testing import (
+    FakeClock,
+    InMemoryKeyProvider,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
 
 PG_ADMIN_URL = os.environ.get("COORDINATOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -94,10 +99,11 @@ def make_coordinator(request: pytest.FixtureRequest, clock: FakeClock) -> Coordi
     def make(backend: str) -> Coordinator:
         if backend == "memory":
             store = InMemoryStore()
-            return build(clock=clock, uow=lambda: InMemoryUnitOfWork(store))
+            return build(clock=clock, uow=lambda: InMemoryUnitOfWork(store),
+                         keys=InMemoryKeyProvider())
         fixture = {"sqlite": "sqlite_engine", "postgres": "pg_engine"}[backend]
         engine: Engine = request.getfixturevalue(fixture)
-        return build(engine=engine, clock=clock)
+        return build(engine=engine, clock=clock, keys=InMemoryKeyProvider())
 
     return make
 
@@ -105,7 +111,7 @@ def make_coordinator(request: pytest.FixtureRequest, clock: FakeClock) -> Coordi
 @pytest.fixture
 def coordinator(sqlite_engine: Engine, clock: FakeClock) -> Coordinator:
     """The library on a freshly migrated SQLite database with a fake clock."""
-    return build(engine=sqlite_engine, clock=clock)
+    return build(engine=sqlite_engine, clock=clock, keys=InMemoryKeyProvider())
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
