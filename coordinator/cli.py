@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,8 +30,10 @@ from typer.core import TyperGroup
 
 from coordinator.bootstrap import build
 from coordinator.cases.commands import CaseView, MigrationReport
+from coordinator.cases.model import SYSTEM
 from coordinator.config import Settings
 from coordinator.errors import (
+    CaseErased,
     CaseNotFound,
     ConcurrentUpdate,
     CoordinatorError,
@@ -75,6 +78,8 @@ def _norwegian(exc: CoordinatorError) -> str:
                 f"eldre versjon")
     if isinstance(exc, ConcurrentUpdate):
         return "saken ble endret av noen andre samtidig; prøv igjen"
+    if isinstance(exc, CaseErased):
+        return f"dokumentene i sak {d.get('case_id')} er slettet (nøklene er makulert)"
     if isinstance(exc, InvalidInput):
         return f"ugyldig inndata: {exc.message}"
     if isinstance(exc, ReminderNotFound):
@@ -156,9 +161,11 @@ audit_app = typer.Typer(help="Revisjonsloggen: verifisering, sjekkpunkter og utt
 cases_app = typer.Typer(help="Mange saker: liste og migrering.", no_args_is_help=True)
 reminders_app = typer.Typer(help="Påminnelser: forfalte frister og meldinger som ga opp.",
                             no_args_is_help=True)
+keys_app = typer.Typer(help="Krypteringsnøkler: rotasjon og pensjonering.",
+                       no_args_is_help=True)
 for _sub, _name in ((db_app, "db"), (demo_app, "demo"), (pilots_app, "pilots"),
                     (workflow_app, "workflow"), (case_app, "case"), (cases_app, "cases"),
-                    (reminders_app, "reminders"), (audit_app, "audit")):
+                    (reminders_app, "reminders"), (audit_app, "audit"), (keys_app, "keys")):
     app.add_typer(_sub, name=_name)
 
 
@@ -451,6 +458,80 @@ def cases_migrate(
     with _coordinator() as coordinator:
         report = coordinator.migrate(pilot, to, dry_run=dry_run)
     _print_migration(report, _console())
+
+
+@cases_app.command("erase")
+def cases_erase(
+    case_id: Annotated[str, typer.Argument(metavar="ID", help="Sakens id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Hvorfor (lagres i revisjonsloggen).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Ikke spør om bekreftelse.")] = False,
+) -> None:
+    """Slett sakens dokumenter for godt: dokumentene og datanøklene slettes
+    (kryptografisk makulering). Revisjonsloggen beholdes og verifiseres fortsatt."""
+    target = _uuid(case_id, "saks-id (UUID)")
+    if not reason.strip():
+        raise CliError("--reason kan ikke være tom")
+    if not yes and not typer.confirm(
+            f"Slette alle dokumentene i sak {target} for godt? Det kan ikke angres", err=True):
+        raise CliError("avbrutt; ingenting er slettet", 1)
+    with _coordinator() as coordinator:
+        report = coordinator.documents.erase(target, actor=SYSTEM, reason=reason)
+    if report.already:
+        typer.echo(f"Sak {target} var allerede slettet ({_when(report.erased_at)}).")
+        return
+    typer.echo(f"Sak {target} er slettet: {report.documents} dokumenter og {report.keys} "
+               f"datanøkler er borte; slettingen står i revisjonsloggen.")
+
+
+# -- keys -----------------------------------------------------------------------------------
+_PHASES = {"rewrap": "Pakker om datanøkler", "data_keys": "Lager nye datanøkler",
+           "documents": "Krypterer dokumenter på nytt"}
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    reencrypt: Annotated[bool, typer.Option(
+        "--reencrypt", help="Lag også nye datanøkler og krypter dokumentene på nytt.")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Nøkler eller dokumenter per "
+                                       "transaksjon (1–10000).")] = 100,
+    pause: Annotated[float, typer.Option("--pause", help="Sekunder å vente mellom "
+                                         "transaksjonene (skåner en travel database).")] = 0.0,
+) -> None:
+    """Lag en ny nøkkelkrypteringsnøkkel (KEK) og pakk alle datanøkler om under den.
+    Kan kjøres på nytt: en avbrutt rotasjon fortsetter der den stoppet."""
+    if pause < 0:
+        raise CliError("--pause kan ikke være negativ")
+    with _coordinator() as coordinator, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=Console(stderr=True)) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(_PHASES.get(phase, phase), total=total)
+            progress.update(tasks[phase], completed=done, total=max(total, done))
+
+        report = coordinator.key_rotation(
+            batch=batch, progress=on_progress,
+            between_batches=(lambda: time.sleep(pause)) if pause else None,
+        ).rotate(reencrypt=reencrypt)
+    start = "Fortsatte en avbrutt rotasjon" if report.resumed else "Rotasjon fullført"
+    typer.echo(f"{start}: {report.rewrapped} datanøkler pakket om under {report.kek_id}.")
+    if report.kind == "reencrypt":
+        typer.echo(f"{report.data_keys} nye datanøkler, {report.documents} dokumenter kryptert "
+                   f"på nytt, {report.destroyed} gamle datanøkler slettet.")
+    for old in report.old_keks:
+        typer.echo(f"Den gamle nøkkelen {old} kan pensjoneres: coordinator keys retire {old}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kek_id: Annotated[str, typer.Argument(metavar="KEK", help="Id-en til en gammel KEK.")],
+) -> None:
+    """Glem en gammel KEK (nektes så lenge en datanøkkel er pakket under den)."""
+    with _coordinator() as coordinator:
+        coordinator.key_rotation().retire(kek_id)
+    typer.echo(f"Nøkkelen {kek_id} er pensjonert.")
 
 
 # -- reminders and the worker --------------------------------------------------------------
