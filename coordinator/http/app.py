@@ -25,6 +25,7 @@ from coordinator.http.routers import (
     audit,
     cases,
     consents,
+    documents,
     health,
     me,
     meetings,
@@ -103,6 +104,7 @@ def create_app(coordinator: Coordinator, *,
     app.include_router(meetings.router)
     app.include_router(inbox_router.router)
     app.include_router(sessions.router)
+    app.include_router(documents.router)
     app.include_router(reminders.router)
     for path in settings.http_extensions:
         module, _, name = path.partition(":")

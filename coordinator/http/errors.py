@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coordinator.errors import (
+    CaseErased,
     ConcurrentUpdate,
     Conflict,
     CoordinatorError,
@@ -81,6 +82,8 @@ def _json_safe(value: object) -> object:
 def _status_for(exc: CoordinatorError) -> int | None:
     if isinstance(exc, StaleVersion):           # before ConcurrentUpdate/Conflict: it is one
         return 412
+    if isinstance(exc, CaseErased):
+        return 410
     if isinstance(exc, PermissionDenied):
         return 403
     if isinstance(exc, Conflict):

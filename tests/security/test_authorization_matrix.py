@@ -39,7 +39,7 @@ from coordinator.meetings import ScheduleMeeting
 from coordinator.persistence import migrate
 from coordinator.persistence.database import make_engine
 from coordinator.service import Coordinator
-from coordinator.testing import FakeClock
+from coordinator.testing import FakeClock, InMemoryKeyProvider
 from tests.e2e.test_auth import DevKey, settings_for
 
 with warnings.catch_warnings():
@@ -59,6 +59,7 @@ ROLES = (*TEAM, "bruker", "auditor", "prosjektleder")
 ANONYMOUS = "(no token)"
 CALLERS = (*ROLES, ANONYMOUS)
 STRANGERS = ("stranger-nav", "stranger-helse")
+DOCUMENT_TEXT = "Kartlegging: søvnvansker og uro før arbeidsdagen."
 
 
 def me(role: str) -> str:
@@ -76,6 +77,8 @@ class World:
     own_meeting: uuid.UUID
     foreign_meeting: uuid.UUID
     dead_letter: uuid.UUID  # a message to the own case's team, given up
+    own_document: uuid.UUID         # a health document, shared with Nav under consent
+    foreign_document: uuid.UUID
 
     @property
     def case(self) -> uuid.UUID:
@@ -84,6 +87,10 @@ class World:
     @property
     def meeting(self) -> uuid.UUID:
         return self.own_meeting if self.relation == "own" else self.foreign_meeting
+
+    @property
+    def document(self) -> uuid.UUID:
+        return self.own_document if self.relation == "own" else self.foreign_document
 
 
 Outcome = tuple[int, int]     # (own, foreign)
@@ -165,6 +172,21 @@ MEETING_CHANGES = expect(team=(200, 404), bruker=(403, 404), auditor=(403, 403),
 OVERSIGHT = {**everyone(403), "prosjektleder": (200, 200)}
 THERAPISTS = ("kognitiv_terapeut", "rph_behandler")
 HEALTH = (*THERAPISTS, "fastlege", "brobygger")
+HEALTH_SIDE = (*THERAPISTS, "fastlege")
+NAV_SIDE = ("nav_veileder", "jobbspesialist", "brobygger")   # the brobygger writes as Nav
+
+
+def document_url(suffix: str = "") -> Callable[[World], str]:
+    return lambda w: f"/api/v1/cases/{w.case}/documents/{w.document}{suffix}"
+
+
+def document_body(w: World) -> dict[str, str]:
+    category = "work_status" if w.role in NAV_SIDE else "kartlegging"
+    return {"kind": "note", "category": category, "text": "Notat fra møtet."}
+
+
+HEALTH_OWNER = {**expect(team=(200, 404), bruker=(403, 404), auditor=(403, 403),
+                         prosjektleder=(404, 404)), **dict.fromkeys(NAV_SIDE, (403, 404))}
 
 ROWS: tuple[Row, ...] = (
     Row("who am I", "GET", "/api/v1/me", everyone(200), url=lambda w: "/api/v1/me"),
@@ -247,6 +269,28 @@ ROWS: tuple[Row, ...] = (
     Row("record outcome measures (work status)", "POST", "/api/v1/cases/{case_id}/measures",
         TEAM_ONLY, url=case_url("/measures"),
         body=lambda w: {"phase": "end", "work_status": "in_work"}),
+    # Encrypted documents: text only through the gate (the own case's document is a
+    # health document shared with Nav under a consent); only the owner side edits or
+    # shares it.
+    Row("case documents (metadata)", "GET", "/api/v1/cases/{case_id}/documents",
+        expect(team=(200, 404), bruker=(200, 404), auditor=(403, 403),
+               prosjektleder=(404, 404)), url=case_url("/documents")),
+    Row("write a document", "POST", "/api/v1/cases/{case_id}/documents", TEAM_ONLY,
+        url=case_url("/documents"), body=document_body),
+    Row("read a document (text)", "GET", "/api/v1/cases/{case_id}/documents/{document_id}",
+        expect(team=(200, 404), bruker=(200, 404), auditor=(403, 403),
+               prosjektleder=(404, 404)), url=document_url()),
+    Row("revise a document", "PUT", "/api/v1/cases/{case_id}/documents/{document_id}",
+        HEALTH_OWNER, url=document_url(), body=lambda w: {"text": "Revidert notat."}),
+    Row("share a document", "POST",
+        "/api/v1/cases/{case_id}/documents/{document_id}/shares",
+        {**HEALTH_OWNER, **dict.fromkeys(HEALTH_SIDE, (201, 404))},
+        url=document_url("/shares"), body=lambda w: {"party": "nav",
+                                                     "purpose": "coordination"}),
+    Row("revoke a share", "DELETE",
+        "/api/v1/cases/{case_id}/documents/{document_id}/shares/{party}",
+        {**HEALTH_OWNER, **dict.fromkeys(HEALTH_SIDE, (204, 404))},
+        url=document_url("/shares/nav")),
     # FHIR (errors are OperationOutcomes). A referral concerns no existing case: only a
     # fastlege may send one, and the same Bundle sent again is a replay (201 again).
     Row("GP referral (FHIR Bundle)", "POST", "/fhir/Bundle",
@@ -319,7 +363,16 @@ class Matrix:
         own = self.new_case((*own_team, *strangers), me("bruker"))
         foreign = self.new_case(strangers, "another-person")
         return World(own, foreign, role, relation, self.new_meeting(own),
-                     self.new_meeting(foreign), self.new_dead_letter(own))
+                     self.new_meeting(foreign), self.new_dead_letter(own),
+                     self.new_document(own, strangers[1]), self.new_document(foreign,
+                                                                             strangers[1]))
+
+    def new_document(self, case_id: uuid.UUID, author: Actor) -> uuid.UUID:
+        doc = self.coordinator.documents.write(case_id, actor=author, kind="kartleggingsskjema",
+                                               category="kartlegging", text=DOCUMENT_TEXT)
+        self.coordinator.documents.share(case_id, doc.id, actor=author, party="nav",
+                                         purpose="coordination")
+        return doc.id
 
     def new_meeting(self, case_id: uuid.UUID) -> uuid.UUID:
         start = self.coordinator.clock.now() + timedelta(days=2)
@@ -360,7 +413,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     dev = DevKey(settings.data_dir)
     engine = make_engine(f"sqlite:///{tmp / 'coordinator.db'}")
     migrate.upgrade(engine)
-    coordinator = build(engine=engine, clock=clock)
+    coordinator = build(engine=engine, clock=clock, keys=InMemoryKeyProvider())
     app = create_app(coordinator,
                      authenticator=Authenticator.from_settings(settings, clock=clock))
     now = clock.now().timestamp()

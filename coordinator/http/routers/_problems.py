@@ -12,6 +12,7 @@ _TEXT = {
     400: "Bad request",
     403: "The caller's role may not do this on this case",
     404: "No such case, or the caller may not know it exists",
+    410: "The case's documents were erased (their keys destroyed); they are gone for good",
     409: "Conflicts with the case's state (not allowed now, a guard failed, already done, "
          "or changed concurrently: retry)",
     412: "The case is no longer at the version given in If-Match / expected_version",
