@@ -39,7 +39,7 @@ BRO = Actor("bro-1", "brobygger")
 OUTSIDER = Actor("nav-9", "nav_veileder")
 AUDITOR = Actor("rev-1", "auditor")
 PERSON = Actor("person-1", "bruker")
-SECRET = "Kartlegging: panikkangst, sover dårlig, ønsker gradert sykmelding."
+PLAINTEXT = "Kartlegging: panikkangst, sover dårlig, ønsker gradert sykmelding."
 
 
 def open_case(c: Coordinator, clock: FakeClock, seed: int = 3) -> uuid.UUID:
@@ -70,16 +70,16 @@ def test_the_owner_side_and_the_person_read_without_consent(
     c = any_coordinator
     case_id = open_case(c, clock)
     doc = c.documents.write(case_id, actor=THERAPIST, kind="kartleggingsskjema",
-                            category="kartlegging", text=SECRET)
+                            category="kartlegging", text=PLAINTEXT)
     assert (doc.owner, doc.audience, doc.revision, doc.key_version) == ("health", "health", 1, 1)
-    assert SECRET.encode() not in doc.sealed
-    assert c.documents.read(case_id, doc.id, actor=GP).text == SECRET
+    assert PLAINTEXT.encode() not in doc.sealed
+    assert c.documents.read(case_id, doc.id, actor=GP).text == PLAINTEXT
     got = c.documents.read(case_id, doc.id, actor=PERSON)
-    assert (got.text, got.basis) == (SECRET, "own")
+    assert (got.text, got.basis) == (PLAINTEXT, "own")
     assert kinds(c, case_id).count(DATA_READ) == 2
     assert DOCUMENT_WRITTEN in kinds(c, case_id)
     with c.uow() as uow:    # the audit trail holds ids and digests, never the text
-        assert all(SECRET not in e.body for e in uow.audit.query(case_id=case_id))
+        assert all(PLAINTEXT not in e.body for e in uow.audit.query(case_id=case_id))
 
 
 @pytest.mark.parametrize("actor", [NAV, BRO], ids=["nav_veileder", "brobygger"])
@@ -88,7 +88,7 @@ def test_a_nav_role_reads_a_health_document_only_shared_and_under_consent(
     c = any_coordinator
     case_id = open_case(c, clock)
     doc = c.documents.write(case_id, actor=THERAPIST, kind="kartleggingsskjema",
-                            category="kartlegging", text=SECRET)
+                            category="kartlegging", text=PLAINTEXT)
     with pytest.raises(NotShared):
         c.documents.read(case_id, doc.id, actor=actor)
     assert [d.id for d in c.documents.list(case_id, actor=actor)] == []
@@ -98,7 +98,7 @@ def test_a_nav_role_reads_a_health_document_only_shared_and_under_consent(
     share = c.documents.share(case_id, doc.id, actor=THERAPIST, party="nav")
     assert (share.purpose, share.consent_id) == ("share_kartlegging", record.id)
     got = c.documents.read(case_id, doc.id, actor=actor)
-    assert (got.text, got.basis, got.document.audience) == (SECRET, "consent", "shared")
+    assert (got.text, got.basis, got.document.audience) == (PLAINTEXT, "consent", "shared")
     assert [d.id for d in c.documents.list(case_id, actor=actor)] == [doc.id]
     # withdrawal holds from the very next read
     c.withdraw_consent(withdrawal(case_id))
@@ -114,16 +114,16 @@ def test_revoking_a_share_stops_reads_and_moves_the_document_back(
     case_id = open_case(c, clock)
     c.grant_consent(consent(case_id))
     doc = c.documents.write(case_id, actor=GP, kind="kartleggingsskjema",
-                            category="kartlegging", text=SECRET)
+                            category="kartlegging", text=PLAINTEXT)
     c.documents.share(case_id, doc.id, actor=GP, party="nav")
-    assert c.documents.read(case_id, doc.id, actor=NAV).text == SECRET
+    assert c.documents.read(case_id, doc.id, actor=NAV).text == PLAINTEXT
     with pytest.raises(PermissionDenied):           # only the owner side revokes
         c.documents.revoke(case_id, doc.id, "nav", actor=NAV)
     assert c.documents.revoke(case_id, doc.id, "nav", actor=THERAPIST) is True
     with pytest.raises(NotShared):
         c.documents.read(case_id, doc.id, actor=NAV)
     back = c.documents.read(case_id, doc.id, actor=GP)
-    assert (back.text, back.document.audience, back.document.shares) == (SECRET, "health", ())
+    assert (back.text, back.document.audience, back.document.shares) == (PLAINTEXT, "health", ())
     assert c.documents.revoke(case_id, doc.id, "nav", actor=THERAPIST) is False
     assert SHARE_REVOKED in kinds(c, case_id)
 
@@ -151,7 +151,7 @@ def test_refusals_without_a_side_or_a_case(any_coordinator: Coordinator,
     c = any_coordinator
     case_id = open_case(c, clock)
     doc = c.documents.write(case_id, actor=GP, kind="note", category="meeting_notes",
-                            text=SECRET)
+                            text=PLAINTEXT)
     with pytest.raises(NotCaseMember):
         c.documents.read(case_id, doc.id, actor=OUTSIDER)
     with pytest.raises(PermissionDenied):
@@ -209,8 +209,8 @@ def test_rotation_rewraps_every_key_and_reencrypt_moves_every_document(
         c.grant_consent(consent(case_id))
         for i in range(3):
             doc = c.documents.write(case_id, actor=GP, kind="note", category="kartlegging",
-                                    text=f"{SECRET} #{seed}.{i}")
-            texts[doc.id] = (case_id, f"{SECRET} #{seed}.{i}")
+                                    text=f"{PLAINTEXT} #{seed}.{i}")
+            texts[doc.id] = (case_id, f"{PLAINTEXT} #{seed}.{i}")
         c.documents.share(case_id, doc.id, actor=GP, party="nav")
     assert c.keys is not None
     old = c.keys.current_kek()
@@ -245,7 +245,7 @@ def test_erasure_shreds_the_keys_and_the_audit_trail_still_verifies(
     case_id = open_case(c, clock)
     keep = open_case(c, clock, seed=5)
     doc = c.documents.write(case_id, actor=GP, kind="note", category="kartlegging",
-                            text=SECRET)
+                            text=PLAINTEXT)
     kept = c.documents.write(keep, actor=GP, kind="note", category="kartlegging", text="bli")
     with pytest.raises(PermissionDenied):
         c.documents.erase(case_id, actor=GP, reason="nei")

@@ -25,7 +25,6 @@ from coordinator.cases.commands import GrantConsent, OpenCase
 from coordinator.cases.model import Actor
 from coordinator.config import Settings
 from coordinator.demo import referral
-from coordinator.persistence.database import make_engine
 from coordinator.persistence.tables import data_keys, documents, key_rotations
 from coordinator.service import Coordinator
 
