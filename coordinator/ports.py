@@ -323,6 +323,12 @@ class DocumentRepository(Protocol):
         """Store ``document`` (shares included) over the row at ``expected_row_version``."""
         ...
 
+    def reseal(self, documents: Sequence[Document]) -> int:
+        """Store each document's new key version, ciphertext, digest and row version
+        where the row is still at ``row_version - 1`` (others were changed meanwhile and
+        are left alone); how many were stored."""
+        ...
+
     def stale(self, *, limit: int) -> Sequence[Document]:
         """Documents sealed under an older data key version than their (case, audience)'s
         newest, by id."""
@@ -354,8 +360,9 @@ class DataKeyRepository(Protocol):
         writer made it first)."""
         ...
 
-    def rewrap(self, key: DataKey, kek_id: str, blob: bytes) -> bool:
-        """Replace the wrap of ``key`` if it is still the one read (``key.kek_id``)."""
+    def rewrap(self, rewrapped: Sequence[tuple[DataKey, str, bytes]]) -> int:
+        """For each (key as read, new KEK id, new blob): replace the wrap where it is
+        still the one read (``key.kek_id``); how many were replaced."""
         ...
 
     def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:

@@ -551,6 +551,17 @@ class _Documents:
             read = None if stored is None else stored.row_version
         self.staged[doc_id] = (doc, read)
 
+    def reseal(self, documents: Sequence[Document]) -> int:
+        done = 0
+        for doc in documents:
+            current = self._view().get(doc.id)
+            if current is not None and current.row_version == doc.row_version - 1:
+                self._stage(doc.id, dataclasses.replace(
+                    current, key_version=doc.key_version, sealed=doc.sealed,
+                    digest=doc.digest, row_version=doc.row_version, audience=doc.audience))
+                done += 1
+        return done
+
     def _newest(self, doc: Document, keys: Mapping[tuple[UUID, str, int], DataKey]) -> int:
         return max((v for c, a, v in keys if c == doc.case_id and a == doc.audience),
                    default=0)
@@ -644,13 +655,15 @@ class _DataKeys:
             read = "" if stored is None else stored.kek_id
         self.staged[ident] = (row, read)
 
-    def rewrap(self, key: DataKey, kek_id: str, blob: bytes) -> bool:
-        ident = (key.case_id, key.audience, key.key_version)
-        current = self._view().get(ident)
-        if current is None or current.kek_id != key.kek_id:
-            return False
-        self._stage(ident, dataclasses.replace(key, kek_id=kek_id, blob=blob))
-        return True
+    def rewrap(self, rewrapped: Sequence[tuple[DataKey, str, bytes]]) -> int:
+        done = 0
+        for key, kek_id, blob in rewrapped:
+            ident = (key.case_id, key.audience, key.key_version)
+            current = self._view().get(ident)
+            if current is not None and current.kek_id == key.kek_id:
+                self._stage(ident, dataclasses.replace(key, kek_id=kek_id, blob=blob))
+                done += 1
+        return done
 
     def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
         return sorted((x for x in self._view().values() if x.kek_id != kek_id),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from uuid import UUID
 
 HEALTH, NAV, SHARED = "health", "nav", "shared"
@@ -102,11 +103,12 @@ class DataKey:
     blob: bytes = field(repr=False)
     created_at: datetime
 
-    @property
+    @cached_property
     def context(self) -> bytes:
-        """Bound into the wrap: a wrapped key moved to another case or audience fails."""
-        return json.dumps(["coordinator.data-key/v1", str(self.case_id), self.audience,
-                           self.key_version], separators=(",", ":")).encode()
+        """Bound into the wrap: a wrapped key moved to another case, audience or version
+        fails. Unambiguous: a UUID's text, an audience (no ``|``) and a number."""
+        return f"coordinator.data-key/v1|{self.case_id}|{self.audience}|{self.key_version}" \
+            .encode()
 
 
 @dataclass(frozen=True)

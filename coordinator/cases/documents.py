@@ -94,14 +94,26 @@ def other_side(side: str) -> str:
 
 
 class Envelope:
-    """Data keys and sealing for one unit of work: made on first use, unwrapped per call."""
+    """Data keys and sealing: keys made on first use, unwrapped on demand. Unwrapped
+    keys are kept in memory for the life of this object only (one use case call, or one
+    rotation run), at most ``CACHE`` of them."""
+
+    CACHE = 4096
 
     def __init__(self, keys: KeyProvider, cipher: DocumentCipher) -> None:
         self.keys = keys
         self.cipher = cipher
+        self._plain: dict[tuple[UUID, str, int], bytes] = {}
 
     def unwrap(self, key: DataKey) -> bytes:
-        return self.keys.unwrap(WrappedKey(key.kek_id, key.blob), key.context)
+        ident = (key.case_id, key.audience, key.key_version)
+        plain = self._plain.get(ident)
+        if plain is None:
+            plain = self.keys.unwrap(WrappedKey(key.kek_id, key.blob), key.context)
+            if len(self._plain) >= self.CACHE:
+                self._plain.clear()
+            self._plain[ident] = plain
+        return plain
 
     def new_key(self, uow: UnitOfWork, case_id: UUID, audience: str, version: int,
                 now: datetime) -> DataKey | None:
@@ -126,17 +138,21 @@ class Envelope:
 
     def open(self, uow: UnitOfWork, doc: Document) -> bytes:
         """Raises: KeyUnavailable, DecryptionFailed."""
-        key = uow.data_keys.get(doc.case_id, doc.audience, doc.key_version)
-        return self.cipher.open(self.unwrap(key), doc.sealed, doc.binding)
+        plain = self._plain.get((doc.case_id, doc.audience, doc.key_version))
+        if plain is None:
+            plain = self.unwrap(uow.data_keys.get(doc.case_id, doc.audience, doc.key_version))
+        return self.cipher.open(plain, doc.sealed, doc.binding)
 
     def seal(self, uow: UnitOfWork, doc: Document, plaintext: bytes, *, audience: str,
-             revision: int, now: datetime) -> Document:
-        """``doc`` sealed under (case, ``audience``)'s newest key at ``revision``."""
-        key, plain = self.current(uow, doc.case_id, audience, now)
+             revision: int, now: datetime,
+             key: tuple[DataKey, bytes] | None = None) -> Document:
+        """``doc`` sealed under (case, ``audience``)'s newest key (or ``key``) at
+        ``revision``."""
+        data_key, plain = key or self.current(uow, doc.case_id, audience, now)
         sealed = self.cipher.seal(plain, plaintext,
                                   Binding(doc.case_id, doc.id, audience, revision))
         return replace(doc, audience=audience, revision=revision,
-                       key_version=key.key_version, sealed=sealed,
+                       key_version=data_key.key_version, sealed=sealed,
                        digest=hashlib.sha256(sealed).hexdigest())
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from coordinator.cases import auditing
-from coordinator.cases.document_model import Rotation
+from coordinator.cases.document_model import DataKey, Rotation
 from coordinator.cases.documents import Envelope
 from coordinator.cases.model import Actor
 from coordinator.errors import ConcurrentUpdate, Conflict, InvalidInput
@@ -108,12 +108,14 @@ class KeyRotation:
                 page = uow.data_keys.not_under(kek, limit=self.batch)
                 if not page:
                     return done
+                rewrapped = []
                 for key in page:
                     wrapped = self.keys.wrap(self.envelope.unwrap(key), key.context)
                     if wrapped.kek_id != kek:
                         raise Conflict(f"the current key-encryption key changed to "
                                        f"{wrapped.kek_id} during the rotation; run it again")
-                    done += uow.data_keys.rewrap(key, wrapped.kek_id, wrapped.blob)
+                    rewrapped.append((key, wrapped.kek_id, wrapped.blob))
+                done += uow.data_keys.rewrap(rewrapped)
                 uow.commit()
             self.progress("rewrap", min(done, total), total)
             self.between()
@@ -163,19 +165,19 @@ class KeyRotation:
 
     def _reseal_batch(self) -> tuple[int, int]:
         now = self.clock.now()
-        moved = 0
         with self.uow() as uow:
             page = uow.documents.stale(limit=self.batch)
+            newest: dict[tuple[UUID, str], tuple[DataKey, bytes]] = {}
+            resealed = []
             for doc in page:
+                group = (doc.case_id, doc.audience)
+                if group not in newest:
+                    newest[group] = self.envelope.current(uow, doc.case_id, doc.audience, now)
                 new = self.envelope.seal(uow, doc, self.envelope.open(uow, doc),
                                          audience=doc.audience, revision=doc.revision,
-                                         now=now)
-                try:
-                    uow.documents.replace(replace(new, row_version=doc.row_version + 1),
-                                          doc.row_version)
-                    moved += 1
-                except ConcurrentUpdate:
-                    continue            # changed since read: the next pass sees it
+                                         now=now, key=newest[group])
+                resealed.append(replace(new, row_version=doc.row_version + 1))
+            moved = uow.documents.reseal(resealed)    # rows changed meanwhile are skipped
             uow.commit()
         return moved, len(page)
 

@@ -15,7 +15,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, delete, event, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +40,7 @@ from coordinator.persistence.tables import (
     key_rotations,
 )
 
+documents_t = documents        # (``reseal`` has a parameter of that name)
 d, k, s = documents.c, data_keys.c, document_shares.c
 
 
@@ -106,6 +118,19 @@ class SqlDocumentRepository:
         if document.shares:
             conn.execute(insert(document_shares), _share_rows(document))
 
+    def reseal(self, documents: Sequence[Document]) -> int:
+        if not documents:
+            return 0
+        stmt = update(documents_t).where(
+            d.id == bindparam("b_id"), d.row_version == bindparam("b_read")
+        ).values(key_version=bindparam("b_key"), sealed=bindparam("b_sealed"),
+                 digest=bindparam("b_digest"), row_version=bindparam("b_row"),
+                 audience=bindparam("b_audience"))
+        return _many(self.session, stmt, [
+            {"b_id": x.id, "b_read": x.row_version - 1, "b_key": x.key_version,
+             "b_sealed": x.sealed, "b_digest": x.digest, "b_row": x.row_version,
+             "b_audience": x.audience} for x in documents])
+
     def _stale(self) -> Any:
         newest = select(func.max(k.key_version)).where(
             k.case_id == d.case_id, k.audience == d.audience).scalar_subquery()
@@ -171,12 +196,16 @@ class SqlDataKeyRepository:
             return False
         return True
 
-    def rewrap(self, key: DataKey, kek_id: str, blob: bytes) -> bool:
-        done = self.session.connection().execute(update(data_keys).where(
-            k.case_id == key.case_id, k.audience == key.audience,
-            k.key_version == key.key_version, k.kek_id == key.kek_id)
-            .values(kek_id=kek_id, blob=blob))
-        return bool(done.rowcount == 1)
+    def rewrap(self, rewrapped: Sequence[tuple[DataKey, str, bytes]]) -> int:
+        if not rewrapped:
+            return 0
+        stmt = update(data_keys).where(
+            k.case_id == bindparam("b_case"), k.audience == bindparam("b_audience"),
+            k.key_version == bindparam("b_version"), k.kek_id == bindparam("b_old")
+        ).values(kek_id=bindparam("b_kek"), blob=bindparam("b_blob"))
+        return _many(self.session, stmt, [
+            {"b_case": key.case_id, "b_audience": key.audience, "b_version": key.key_version,
+             "b_old": key.kek_id, "b_kek": kek, "b_blob": blob} for key, kek, blob in rewrapped])
 
     def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
         return [_key(r) for r in self.session.connection().execute(
@@ -241,6 +270,15 @@ class SqlDataKeyRepository:
     def finish_rotation(self, rotation_id: UUID, at: datetime) -> None:
         self.session.connection().execute(update(key_rotations).where(
             key_rotations.c.id == rotation_id).values(finished_at=at))
+
+
+def _many(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> int:
+    """An executemany; how many rows it changed (counted one by one where the driver
+    cannot sum them)."""
+    conn = session.connection()
+    if conn.dialect.supports_sane_multi_rowcount:
+        return int(conn.execute(stmt, rows).rowcount)
+    return sum(int(conn.execute(stmt, row).rowcount) for row in rows)
 
 
 def _truncate_wal_after_commit(session: Session) -> None:
