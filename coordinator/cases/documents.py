@@ -184,16 +184,27 @@ class Documents:
         with self.denials(actor, "write_document", case_id, category=category), \
                 self.uow() as uow:
             case, _rel = self._case(uow, actor, case_id, Permission.VIEW_CASE)
-            side = self._writer_side(actor)
-            _check_document(kind, category, side, text)
-            doc = Document(uuid.uuid4(), case.id, kind, category, side, side, 1, 0, b"", "",
-                           now, actor.id, actor.role, now)
-            doc = self.envelope.seal(uow, doc, text.encode(), audience=side, revision=1,
-                                     now=now)
-            uow.documents.add(doc)
-            uow.audit.append(_written(doc, actor, case, now))
+            doc = self.add(uow, case, actor, kind=kind, category=category, text=text, now=now)
             uow.commit()
             return doc
+
+    def add(self, uow: UnitOfWork, case: Case, actor: Actor, *, kind: str, category: str,
+            text: str, now: datetime, document_id: UUID | None = None) -> Document:
+        """Seal and add a document (and its audit event) to ``uow`` without committing,
+        for use cases that write more in the same transaction (a therapy session and its
+        summary). The caller has authorised ``actor`` on ``case``.
+
+        Raises: PermissionDenied, CaseErased, InvalidInput."""
+        if uow.documents.erasure(case.id) is not None:
+            raise CaseErased(case.id)
+        side = self._writer_side(actor)
+        _check_document(kind, category, side, text)
+        doc = Document(document_id or uuid.uuid4(), case.id, kind, category, side, side, 1,
+                       0, b"", "", now, actor.id, actor.role, now)
+        doc = self.envelope.seal(uow, doc, text.encode(), audience=side, revision=1, now=now)
+        uow.documents.add(doc)
+        uow.audit.append(_written(doc, actor, case, now))
+        return doc
 
     def update(self, case_id: UUID, document_id: UUID, *, actor: Actor, text: str,
                expected_revision: int | None = None) -> Document:

@@ -64,8 +64,8 @@ class MeasureRecord:
 
 @dataclass(frozen=True)
 class TherapySession:
-    """One logged therapy session. No free-text summary: that comes as an encrypted,
-    health-only document with the encryption capability."""
+    """One logged therapy session. Its free-text summary, if any, is an encrypted
+    health-side document with the session's id (``Coordinator.documents``)."""
 
     id: UUID
     case_id: UUID

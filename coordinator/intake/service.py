@@ -220,11 +220,13 @@ class Intake:
 
     # -- therapy sessions -----------------------------------------------------------------
     def log_session(self, case_id: UUID, actor: Actor, *, held_on: date, minutes: int,
-                    kind: str) -> TherapySession:
+                    kind: str, summary: str | None = None) -> TherapySession:
         """A therapist on the team logs a session. Hours may pass the pilot's range (the
         therapist tailors them, 004:897, 998-1000); ``hours_used`` shows where they stand.
+        A ``summary`` becomes an encrypted health document (kind and category
+        ``session_summary``, id = the session's id), committed with the session.
 
-        Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput."""
+        Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput, CaseErased."""
         if actor.role not in THERAPIST_ROLES | {SYSTEM_ROLE}:
             raise PermissionDenied("sessions are logged by the therapist", role=actor.role)
         if kind not in SESSION_KINDS:
@@ -243,6 +245,10 @@ class Intake:
             if held_on < case.referred_at.date():
                 raise InvalidInput("a session cannot be before the referral", field="held_on")
             uow.sessions.add(session)
+            if summary is not None:
+                self.coordinator.documents.add(
+                    uow, case, actor, kind="session_summary", category="session_summary",
+                    text=summary, now=now, document_id=session.id)
             uow.commit()
         return session
 

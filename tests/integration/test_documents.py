@@ -268,3 +268,26 @@ def test_erasure_shreds_the_keys_and_the_audit_trail_still_verifies(
         erased = [e for e in uow.audit.query(case_id=case_id) if e.kind == CASE_ERASED]
     assert [e.data["reason"] for e in erased] == ["Sletting etter krav, sak 42"]
     assert c.verify_audit().ok
+
+
+def test_a_session_summary_is_an_encrypted_health_document(
+        any_coordinator: Coordinator, clock: FakeClock) -> None:
+    from coordinator.intake.service import Intake
+
+    c = any_coordinator
+    case_id = open_case(c, clock)
+    clock.advance(days=1)
+    session = Intake(c).log_session(case_id, THERAPIST, held_on=clock.now().date(),
+                                    minutes=45, kind="individual",
+                                    summary="Økt 1: psykoedukasjon om angst.")
+    got = c.documents.read(case_id, session.id, actor=GP)
+    assert (got.text, got.document.kind, got.document.category) == (
+        "Økt 1: psykoedukasjon om angst.", "session_summary", "session_summary")
+    with pytest.raises(NotShared):
+        c.documents.read(case_id, session.id, actor=NAV)
+    c.documents.erase(case_id, actor=SYSTEM, reason="test")
+    with pytest.raises(CaseErased):     # nothing is written: not the session either
+        Intake(c).log_session(case_id, THERAPIST, held_on=clock.now().date(), minutes=30,
+                              kind="individual", summary="Økt 2")
+    with c.uow() as uow:
+        assert [s.id for s in uow.sessions.for_case(case_id)] == [session.id]

@@ -2,7 +2,8 @@
 hours used against the pilot's range, and record outcome measures (PHQ-9, GAD-7, work
 status) at the start or the end.
 
-- ``POST /api/v1/cases/{id}/sessions``: log a session (the therapist on the team)
+- ``POST /api/v1/cases/{id}/sessions``: log a session (the therapist on the team), with
+  an optional summary stored as an encrypted document
 - ``GET /api/v1/cases/{id}/hours``: hours used vs the pilot's range (health roles)
 - ``POST /api/v1/cases/{id}/measures``: record measures (scores: health roles; work
   status: any team member)
@@ -17,6 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordinator.cases.document_model import MAX_TEXT
 from coordinator.http.auth import CurrentActor
 from coordinator.http.deps import CoordinatorDep
 from coordinator.http.routers._problems import problems
@@ -38,6 +40,9 @@ class SessionWrite(_Model):
     held_on: date
     minutes: Annotated[int, Field(ge=1, le=MAX_SESSION_MINUTES)]
     kind: Literal["individual", "group", "course"]
+    summary: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = Field(
+        default=None, description="Stored only encrypted, as a health-side document "
+        "(GET /cases/{id}/documents/{session id})")
 
 
 class SessionRead(_Model):
@@ -48,6 +53,8 @@ class SessionRead(_Model):
     kind: str
     therapist_id: str
     recorded_at: datetime
+    summary_document: UUID | None = Field(
+        default=None, description="The encrypted summary's document id, if one was given")
 
 
 class HoursRead(_Model):
@@ -93,15 +100,19 @@ class MeasuresRead(_Model):
 
 @router.post("/cases/{case_id}/sessions", response_model=SessionRead,
              status_code=status.HTTP_201_CREATED,
-             responses=problems(403, 404, body=True))
+             responses=problems(403, 404, 410, body=True))
 def log_session(case_id: UUID, body: SessionWrite, actor: CurrentActor,
                 coordinator: CoordinatorDep) -> SessionRead:
     """Log a held therapy session (the therapist on the case's team). Hours may pass
-    the pilot's range; ``/hours`` shows where the case stands."""
+    the pilot's range; ``/hours`` shows where the case stands. A ``summary`` is stored
+    only encrypted, as a health-side document with the session's id (410 when the
+    case's documents were erased)."""
     s = Intake(coordinator).log_session(case_id, actor, held_on=body.held_on,
-                                        minutes=body.minutes, kind=body.kind)
+                                        minutes=body.minutes, kind=body.kind,
+                                        summary=body.summary)
     return SessionRead(id=s.id, case_id=s.case_id, held_on=s.held_on, minutes=s.minutes,
-                       kind=s.kind, therapist_id=s.therapist_id, recorded_at=s.recorded_at)
+                       kind=s.kind, therapist_id=s.therapist_id, recorded_at=s.recorded_at,
+                       summary_document=s.id if body.summary is not None else None)
 
 
 @router.get("/cases/{case_id}/hours", response_model=HoursRead,
