@@ -24,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.vault_transit import VaultTransitKeyProvider
 from coordinator.crypto.key_file import KEYRING_FILE, LocalFileKeyProvider, StaticKeyProvider
 from coordinator.errors import CoordinatorError, InvalidInput, KeyUnavailable
 from coordinator.ports import KeyProvider, WrappedKey
 from coordinator.testing import InMemoryKeyProvider
+from tests.support.vault_transit import TransitEmulator
 
 CTX = b"case:00000000-0000-4000-8000-000000000001|audience:nav"
 OTHER_CTX = b"case:00000000-0000-4000-8000-000000000002|audience:nav"
@@ -63,15 +65,34 @@ def _memory_backend() -> Backend:
     return Backend(lambda: one, persistent=False)
 
 
-@pytest.fixture(params=["memory", "file", "env"])
+def _real_vault_backend() -> Backend:
+    addr, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
+    if not addr or not token:
+        pytest.skip("real Vault: set VAULT_ADDR and VAULT_TOKEN to run the contract against "
+                    "a Vault with transit enabled (Vault is not installed here)")
+    mount = os.environ.get("VAULT_TRANSIT_MOUNT", "transit")
+    name = f"coordinator-contract-{secrets.token_hex(6)}"      # a fresh key per test
+    return Backend(lambda: VaultTransitKeyProvider(addr, token, name, mount=mount),
+                   persistent=True, secrets=lambda: [token.encode()])
+
+
+@pytest.fixture(params=["memory", "file", "env", "vault-emulator", "vault-real"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     kind = request.param
     if kind == "memory":
         yield _memory_backend()
     elif kind == "file":
         yield _file_backend(tmp_path)
-    else:
+    elif kind == "env":
         yield _env_backend()
+    elif kind == "vault-real":
+        yield _real_vault_backend()
+    else:
+        emulator = TransitEmulator(token=f"hvs.{secrets.token_urlsafe(18)}")
+        with emulator.serve() as addr:
+            yield Backend(lambda: VaultTransitKeyProvider(addr, emulator.token, "coordinator"),
+                          persistent=True,
+                          secrets=lambda: [emulator.token.encode(), *emulator.key_material()])
 
 
 def _leaks(exc: BaseException, material: Sequence[bytes]) -> list[str]:
@@ -169,6 +190,9 @@ def test_retire(backend: Backend) -> None:
         p.unwrap(old, CTX)
     assert caught.value.details["kek_id"] == old.kek_id
     assert p.unwrap(kept, CTX) == b"k" * 32
+    if backend.persistent:                    # another instance over the same storage
+        with pytest.raises(KeyUnavailable):
+            backend.make().unwrap(old, CTX)
     p.retire(old.kek_id)                      # again: nothing left to forget, no error
     with pytest.raises(InvalidInput):
         p.retire(p.current_kek())
