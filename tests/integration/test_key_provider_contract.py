@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from adapters.vault_transit import VaultTransitKeyProvider
+from coordinator.bootstrap import build_key_provider
+from coordinator.config import Settings
 from coordinator.crypto.key_file import KEYRING_FILE, LocalFileKeyProvider, StaticKeyProvider
 from coordinator.errors import CoordinatorError, InvalidInput, KeyUnavailable
 from coordinator.ports import KeyProvider, WrappedKey
@@ -354,3 +357,56 @@ def test_env_older_keys_still_unwrap() -> None:
     assert after.wrap(b"d" * 32, CTX).kek_id == after.current_kek()
     with pytest.raises(KeyUnavailable):
         StaticKeyProvider.from_base64(b64[1]).unwrap(wrapped, CTX)
+
+
+# -- settings and the factory --------------------------------------------------------------
+
+def test_factory_defaults_to_the_keyring_file(tmp_path: Path) -> None:
+    p = build_key_provider(Settings(data_dir=tmp_path / "data"))
+    assert isinstance(p, LocalFileKeyProvider)
+    assert not (tmp_path / "data").exists()
+    assert p.unwrap(p.wrap(b"d" * 32, CTX), CTX) == b"d" * 32
+    assert (tmp_path / "data" / KEYRING_FILE).exists()
+
+
+def test_factory_reads_the_kek_from_the_environment(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    kek = base64.b64encode(secrets.token_bytes(32)).decode()
+    monkeypatch.setenv("COORDINATOR_KEY_PROVIDER", "env")
+    monkeypatch.setenv("COORDINATOR_KEK", kek)
+    settings = Settings(data_dir=tmp_path)
+    p = build_key_provider(settings)
+    assert isinstance(p, StaticKeyProvider)
+    assert p.unwrap(p.wrap(b"d" * 32, CTX), CTX) == b"d" * 32
+    assert kek not in repr(settings) and kek not in str(settings.model_dump())
+    assert not list(tmp_path.iterdir())
+    monkeypatch.delenv("COORDINATOR_KEK")
+    with pytest.raises(ValidationError, match="COORDINATOR_KEK"):
+        Settings(data_dir=tmp_path)
+
+
+def test_factory_loads_the_vault_adapter(tmp_path: Path) -> None:
+    emulator = TransitEmulator(token=f"hvs.{secrets.token_urlsafe(18)}", mount="kv/transit")
+    with emulator.serve() as addr:
+        settings = Settings(data_dir=tmp_path, key_provider="vault", vault_addr=addr,
+                            vault_token=emulator.token, vault_key="coord",
+                            vault_mount="kv/transit")
+        p = build_key_provider(settings)
+        assert type(p).__module__ == "adapters.vault_transit"
+        assert p.current_kek() == "vault:coord:v1"
+        assert emulator.token not in repr(settings)
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"vault_addr": None}, "vault_addr"),
+    ({"vault_addr": "http://vault.example.no:8200"}, "https"),
+    ({"vault_token": None}, "vault_token"),
+    ({"vault_token": ""}, "vault_token"),
+])
+def test_vault_settings_are_checked(tmp_path: Path, changes: dict[str, object],
+                                    why: str) -> None:
+    good: dict[str, object] = {"key_provider": "vault", "vault_token": "hvs.x",
+                               "vault_addr": "https://vault.example.no:8200"}
+    Settings(data_dir=tmp_path, **good)
+    with pytest.raises(ValidationError, match=why):
+        Settings(data_dir=tmp_path, **{**good, **changes})
