@@ -236,6 +236,9 @@ class LocalFileKeyProvider(_AesGcmProvider):
         return self._change(add).current
 
     def retire(self, kek_id: str) -> None:
+        if self._load() is None:
+            return                     # no keyring yet: nothing to forget, nothing made
+
         def drop(ring: _Ring) -> _Ring:
             if kek_id == ring.current:
                 raise InvalidInput("the current key-encryption key cannot be retired",
