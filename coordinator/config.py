@@ -60,7 +60,9 @@ DEMO_REFERRAL_ORGANISATIONS = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the secrets beside it
+    model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Field(default=Path("var"),
                            description="Where the embedded database and key files live")

@@ -406,8 +406,10 @@ def test_factory_loads_the_vault_adapter(tmp_path: Path) -> None:
 ])
 def test_vault_settings_are_checked(tmp_path: Path, changes: dict[str, object],
                                     why: str) -> None:
-    good: dict[str, object] = {"key_provider": "vault", "vault_token": "hvs.x",
-                               "vault_addr": "https://vault.example.no:8200"}
+    good: dict[str, object] = {"key_provider": "vault", "vault_token": "hvs.token-value",
+                               "kek": "a2VrLXZhbHVl", "vault_addr": "https://vault.example.no"}
     Settings(data_dir=tmp_path, **good)
-    with pytest.raises(ValidationError, match=why):
+    with pytest.raises(ValidationError, match=why) as caught:
         Settings(data_dir=tmp_path, **{**good, **changes})
+    assert "token-value" not in str(caught.value)       # no secret beside the refusal
+    assert "a2VrLXZhbHVl" not in str(caught.value)
