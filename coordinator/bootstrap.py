@@ -15,7 +15,7 @@ from coordinator.clock import SystemClock
 from coordinator.config import Settings
 from coordinator.crypto.audit_keys import Ed25519CheckpointSigner
 from coordinator.crypto.envelope import AesGcmCipher
-from coordinator.crypto.key_file import LocalFileKeyProvider
+from coordinator.crypto.key_file import LocalFileKeyProvider, StaticKeyProvider
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
@@ -64,12 +64,7 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
                        signer=signer or Ed25519CheckpointSigner(settings.data_dir),
                        nav_webhook=bool(settings.nav_webhook_url) if nav_webhook is None
                        else nav_webhook,
-                       keys=keys or key_provider(settings), cipher=AesGcmCipher())
-
-
-def key_provider(settings: Settings) -> KeyProvider:
-    """The KeyProvider that wraps data keys: the local keyring file in ``data_dir``."""
-    return LocalFileKeyProvider(settings.data_dir)
+                       keys=keys or build_key_provider(settings), cipher=AesGcmCipher())
 
 
 def email_notifier(settings: Settings) -> Notifier:
@@ -89,6 +84,24 @@ def nav_notifier(settings: Settings) -> Notifier:
     factory = getattr(importlib.import_module(module), name)
     notifier: Notifier = factory(settings.nav_webhook_url, settings.nav_webhook_secret or "")
     return notifier
+
+
+def build_key_provider(settings: Settings) -> KeyProvider:
+    """The key-encryption-key provider named by ``settings.key_provider``: the keyring file
+    in ``data_dir`` (created on first use), the keys in COORDINATOR_KEK, or the Vault
+    transit adapter, loaded by import path. Nothing is read or sent until first use."""
+    if settings.key_provider == "env":
+        assert settings.kek is not None  # noqa: S101 - the settings validator checks it
+        return StaticKeyProvider.from_base64(settings.kek.get_secret_value())
+    if settings.key_provider == "vault":
+        module, _, name = settings.vault_key_provider.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        token = settings.vault_token.get_secret_value() if settings.vault_token else ""
+        provider: KeyProvider = factory(settings.vault_addr, token, settings.vault_key,
+                                        mount=settings.vault_mount,
+                                        timeout=settings.vault_timeout_seconds)
+        return provider
+    return LocalFileKeyProvider(settings.data_dir)
 
 
 def build_dispatcher(settings: Settings | None = None, *, engine: Engine | None = None,

@@ -236,6 +236,9 @@ class LocalFileKeyProvider(_AesGcmProvider):
         return self._change(add).current
 
     def retire(self, kek_id: str) -> None:
+        if self._load() is None:
+            return                     # no keyring yet: nothing to forget, nothing made
+
         def drop(ring: _Ring) -> _Ring:
             if kek_id == ring.current:
                 raise InvalidInput("the current key-encryption key cannot be retired",
@@ -265,7 +268,7 @@ class StaticKeyProvider(_AesGcmProvider):
             raise InvalidInput(f"a key-encryption key must be {KEK_BYTES} bytes",
                                field="kek")
         ids = [_fingerprint(k) for k in keys]
-        self._ring_ = _Ring(ids[0], dict(zip(ids, keys, strict=True)))
+        self._fixed = _Ring(ids[0], dict(zip(ids, keys, strict=True)))
 
     @classmethod
     def from_base64(cls, value: str) -> StaticKeyProvider:
@@ -278,10 +281,10 @@ class StaticKeyProvider(_AesGcmProvider):
         return cls(keys)
 
     def __repr__(self) -> str:
-        return f"StaticKeyProvider(current={self._ring_.current!r})"
+        return f"StaticKeyProvider(current={self._fixed.current!r})"
 
     def _ring(self) -> _Ring:
-        return self._ring_
+        return self._fixed
 
     def rotate(self) -> str:
         raise InvalidInput("the key-encryption keys come from COORDINATOR_KEK: rotate by "
@@ -289,7 +292,7 @@ class StaticKeyProvider(_AesGcmProvider):
                            field="kek")
 
     def retire(self, kek_id: str) -> None:
-        if kek_id == self._ring_.current:
+        if kek_id == self._fixed.current:
             raise InvalidInput("the current key-encryption key cannot be retired",
                                field="kek_id", kek_id=kek_id)
         raise InvalidInput("the key-encryption keys come from COORDINATOR_KEK: retire "

@@ -23,11 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from adapters.vault_transit import VaultTransitKeyProvider
+from coordinator.bootstrap import build_key_provider
+from coordinator.config import Settings
 from coordinator.crypto.key_file import KEYRING_FILE, LocalFileKeyProvider, StaticKeyProvider
 from coordinator.errors import CoordinatorError, InvalidInput, KeyUnavailable
 from coordinator.ports import KeyProvider, WrappedKey
 from coordinator.testing import InMemoryKeyProvider
+from tests.support.vault_transit import TransitEmulator
 
 CTX = b"case:00000000-0000-4000-8000-000000000001|audience:nav"
 OTHER_CTX = b"case:00000000-0000-4000-8000-000000000002|audience:nav"
@@ -63,15 +68,34 @@ def _memory_backend() -> Backend:
     return Backend(lambda: one, persistent=False)
 
 
-@pytest.fixture(params=["memory", "file", "env"])
+def _real_vault_backend() -> Backend:
+    addr, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
+    if not addr or not token:
+        pytest.skip("real Vault: set VAULT_ADDR and VAULT_TOKEN to run the contract against "
+                    "a Vault with transit enabled (Vault is not installed here)")
+    mount = os.environ.get("VAULT_TRANSIT_MOUNT", "transit")
+    name = f"coordinator-contract-{secrets.token_hex(6)}"      # a fresh key per test
+    return Backend(lambda: VaultTransitKeyProvider(addr, token, name, mount=mount),
+                   persistent=True, secrets=lambda: [token.encode()])
+
+
+@pytest.fixture(params=["memory", "file", "env", "vault-emulator", "vault-real"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     kind = request.param
     if kind == "memory":
         yield _memory_backend()
     elif kind == "file":
         yield _file_backend(tmp_path)
-    else:
+    elif kind == "env":
         yield _env_backend()
+    elif kind == "vault-real":
+        yield _real_vault_backend()
+    else:
+        emulator = TransitEmulator(token=f"hvs.{secrets.token_urlsafe(18)}")
+        with emulator.serve() as addr:
+            yield Backend(lambda: VaultTransitKeyProvider(addr, emulator.token, "coordinator"),
+                          persistent=True,
+                          secrets=lambda: [emulator.token.encode(), *emulator.key_material()])
 
 
 def _leaks(exc: BaseException, material: Sequence[bytes]) -> list[str]:
@@ -169,6 +193,9 @@ def test_retire(backend: Backend) -> None:
         p.unwrap(old, CTX)
     assert caught.value.details["kek_id"] == old.kek_id
     assert p.unwrap(kept, CTX) == b"k" * 32
+    if backend.persistent:                    # another instance over the same storage
+        with pytest.raises(KeyUnavailable):
+            backend.make().unwrap(old, CTX)
     p.retire(old.kek_id)                      # again: nothing left to forget, no error
     with pytest.raises(InvalidInput):
         p.retire(p.current_kek())
@@ -217,7 +244,8 @@ def test_keyring_created_on_first_use_with_0600(tmp_path: Path) -> None:
     assert not data_dir.exists()              # construction touches nothing
     with pytest.raises(KeyUnavailable, match="no keyring"):
         p.unwrap(WrappedKey("file:0000000000000000", b"x" * 40), CTX)
-    assert not (data_dir / KEYRING_FILE).exists()   # nor does a failed unwrap
+    p.retire("file:0000000000000000")
+    assert not (data_dir / KEYRING_FILE).exists()   # nor does a failed unwrap or a retire
     old = os.umask(0o000)                     # a careless umask does not widen it
     try:
         p.current_kek()
@@ -330,3 +358,58 @@ def test_env_older_keys_still_unwrap() -> None:
     assert after.wrap(b"d" * 32, CTX).kek_id == after.current_kek()
     with pytest.raises(KeyUnavailable):
         StaticKeyProvider.from_base64(b64[1]).unwrap(wrapped, CTX)
+
+
+# -- settings and the factory --------------------------------------------------------------
+
+def test_factory_defaults_to_the_keyring_file(tmp_path: Path) -> None:
+    p = build_key_provider(Settings(data_dir=tmp_path / "data"))
+    assert isinstance(p, LocalFileKeyProvider)
+    assert not (tmp_path / "data").exists()
+    assert p.unwrap(p.wrap(b"d" * 32, CTX), CTX) == b"d" * 32
+    assert (tmp_path / "data" / KEYRING_FILE).exists()
+
+
+def test_factory_reads_the_kek_from_the_environment(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    kek = base64.b64encode(secrets.token_bytes(32)).decode()
+    monkeypatch.setenv("COORDINATOR_KEY_PROVIDER", "env")
+    monkeypatch.setenv("COORDINATOR_KEK", kek)
+    settings = Settings(data_dir=tmp_path)
+    p = build_key_provider(settings)
+    assert isinstance(p, StaticKeyProvider)
+    assert p.unwrap(p.wrap(b"d" * 32, CTX), CTX) == b"d" * 32
+    assert kek not in repr(settings) and kek not in str(settings.model_dump())
+    assert not list(tmp_path.iterdir())
+    monkeypatch.delenv("COORDINATOR_KEK")
+    with pytest.raises(ValidationError, match="COORDINATOR_KEK"):
+        Settings(data_dir=tmp_path)
+
+
+def test_factory_loads_the_vault_adapter(tmp_path: Path) -> None:
+    emulator = TransitEmulator(token=f"hvs.{secrets.token_urlsafe(18)}", mount="kv/transit")
+    with emulator.serve() as addr:
+        settings = Settings(data_dir=tmp_path, key_provider="vault", vault_addr=addr,
+                            vault_token=emulator.token, vault_key="coord",
+                            vault_mount="kv/transit")
+        p = build_key_provider(settings)
+        assert type(p).__module__ == "adapters.vault_transit"
+        assert p.current_kek() == "vault:coord:v1"
+        assert emulator.token not in repr(settings)
+
+
+@pytest.mark.parametrize(("changes", "why"), [
+    ({"vault_addr": None}, "vault_addr"),
+    ({"vault_addr": "http://vault.example.no:8200"}, "https"),
+    ({"vault_token": None}, "vault_token"),
+    ({"vault_token": ""}, "vault_token"),
+])
+def test_vault_settings_are_checked(tmp_path: Path, changes: dict[str, object],
+                                    why: str) -> None:
+    good: dict[str, object] = {"key_provider": "vault", "vault_token": "hvs.token-value",
+                               "kek": "a2VrLXZhbHVl", "vault_addr": "https://vault.example.no"}
+    Settings(data_dir=tmp_path, **good)
+    with pytest.raises(ValidationError, match=why) as caught:
+        Settings(data_dir=tmp_path, **{**good, **changes})
+    assert "token-value" not in str(caught.value)       # no secret beside the refusal
+    assert "a2VrLXZhbHVl" not in str(caught.value)
