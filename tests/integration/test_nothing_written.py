@@ -158,3 +158,40 @@ def _record(case_id: uuid.UUID, clock: FakeClock) -> Any:
     return ConsentRecord(uuid.uuid4(), case_id, "grant", frozenset({"coordination"}),
                          frozenset({"kartlegging"}), frozenset({"nav"}), clock.now(), None,
                          "digital", "v1", clock.now(), GP.id, GP.role)
+
+
+def test_refused_document_writes_leave_every_table_unchanged(engine: Engine) -> None:
+    """Bad document input is refused before any key is made or any row written."""
+    from coordinator.cases.model import SYSTEM
+    from coordinator.errors import DocumentNotFound
+    from coordinator.testing import InMemoryKeyProvider
+
+    clock = FakeClock()
+    c = build(engine=engine, clock=clock, workflows=synthetic_registry(),
+              keys=InMemoryKeyProvider())
+    case_id = c.open_case(OpenCase("synthetic", "fastlege", ELIGIBLE, GP)).id
+    doc = c.documents.write(case_id, actor=GP, kind="note", category="kartlegging",
+                            text="Første versjon")
+    before = snapshot(engine, case_id)
+    assert before[0]["documents"] == 1 and before[0]["data_keys"] == 1
+    docs = c.documents
+    for name, call, error in [
+        ("unknown kind", lambda: docs.write(case_id, actor=GP, kind="diary",
+                                            category="kartlegging", text="x"), InvalidInput),
+        ("a category of the other side", lambda: docs.write(
+            case_id, actor=GP, kind="note", category="work_status", text="x"), InvalidInput),
+        ("blank text", lambda: docs.write(case_id, actor=GP, kind="note",
+                                          category="kartlegging", text="  "), InvalidInput),
+        ("stale revision", lambda: docs.update(case_id, doc.id, actor=GP, text="y",
+                                               expected_revision=7), StaleVersion),
+        ("unknown document", lambda: docs.read(case_id, uuid.uuid4(), actor=GP),
+         DocumentNotFound),
+        ("share within the owner's side", lambda: docs.share(case_id, doc.id, actor=GP,
+                                                             party="fastlege"), InvalidInput),
+        ("erasure without a reason", lambda: docs.erase(case_id, actor=SYSTEM, reason=" "),
+         InvalidInput),
+    ]:
+        clock.advance(minutes=1)
+        with pytest.raises(error):
+            call()
+        assert snapshot(engine, case_id) == before, name
