@@ -175,7 +175,7 @@ def test_refused_document_writes_leave_every_table_unchanged(engine: Engine) -> 
     before = snapshot(engine, case_id)
     assert before[0]["documents"] == 1 and before[0]["data_keys"] == 1
     docs = c.documents
-    for name, call, error in [
+    cases: list[tuple[str, Callable[[], object], type[Exception]]] = [
         ("unknown kind", lambda: docs.write(case_id, actor=GP, kind="diary",
                                             category="kartlegging", text="x"), InvalidInput),
         ("a category of the other side", lambda: docs.write(
@@ -190,7 +190,8 @@ def test_refused_document_writes_leave_every_table_unchanged(engine: Engine) -> 
                                                              party="fastlege"), InvalidInput),
         ("erasure without a reason", lambda: docs.erase(case_id, actor=SYSTEM, reason=" "),
          InvalidInput),
-    ]:
+    ]
+    for name, call, error in cases:
         clock.advance(minutes=1)
         with pytest.raises(error):
             call()
