@@ -327,8 +327,9 @@ class Documents:
             new_share = Share(doc.id, party, purpose, verdict.consent_id, now, actor.id)
             new = doc
             if doc.audience != SHARED:
-                new = self.envelope.seal(uow, doc, self.envelope.open(uow, doc),
-                                         audience=SHARED, revision=doc.revision, now=now)
+                env = self.envelope
+                new = env.seal(uow, doc, env.open(uow, doc), audience=SHARED,
+                               revision=doc.revision, now=now)
             new = replace(new, row_version=doc.row_version + 1, updated_at=now, shares=(
                 *(s for s in doc.shares if s.party != party), new_share))
             uow.documents.replace(new, doc.row_version)
@@ -358,8 +359,9 @@ class Documents:
             rest = tuple(s for s in doc.shares if s.party != party)
             new = doc
             if not rest:
-                new = self.envelope.seal(uow, doc, self.envelope.open(uow, doc),
-                                         audience=doc.owner, revision=doc.revision, now=now)
+                env = self.envelope
+                new = env.seal(uow, doc, env.open(uow, doc), audience=doc.owner,
+                               revision=doc.revision, now=now)
             new = replace(new, shares=rest, row_version=doc.row_version + 1, updated_at=now)
             uow.documents.replace(new, doc.row_version)
             uow.audit.append(auditing.access(

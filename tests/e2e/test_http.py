@@ -262,7 +262,7 @@ def test_each_request_gets_its_own_id(client: TestClient) -> None:
 # -- problem_for: every error class -------------------------------------------------------------
 ErrorFactory = Callable[[], errors.CoordinatorError]
 # (factory, expected status) per ARCHITECTURE.md §6: not found (or foreign case) 404, permission
-# denied 403, refused or concurrent 409,
+# denied 403, refused or concurrent 409, erased 410,
 # stale If-Match 412, invalid input 422; errors that are nobody's input are 500.
 CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.CoordinatorError: (lambda: errors.CoordinatorError("boom"), 500),
@@ -293,6 +293,12 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.MeetingNotFound: (lambda: errors.MeetingNotFound("m-1"), 404),
     errors.MeetingClosed: (lambda: errors.MeetingClosed("held", status="held"), 409),
     errors.ReminderNotFound: (lambda: errors.ReminderNotFound("r-1"), 404),
+    errors.DocumentNotFound: (lambda: errors.DocumentNotFound("d-1"), 404),
+    errors.NotShared: (lambda: errors.NotShared("not shared", permission="read"), 403),
+    errors.CaseErased: (lambda: errors.CaseErased("c-1"), 410),
+    # a key or ciphertext that does not open is nobody's input: 500, request id only
+    errors.KeyUnavailable: (lambda: errors.KeyUnavailable("no key", kek_id="file:1"), 500),
+    errors.DecryptionFailed: (lambda: errors.DecryptionFailed("altered"), 500),
 }
 
 
