@@ -329,9 +329,9 @@ class DocumentRepository(Protocol):
         are left alone); how many were stored."""
         ...
 
-    def stale(self, *, limit: int) -> Sequence[Document]:
+    def stale(self, *, limit: int, after: UUID | None = None) -> Sequence[Document]:
         """Documents sealed under an older data key version than their (case, audience)'s
-        newest, by id."""
+        newest, by id, after ``after`` (keyset paging: a batch never rescans the done)."""
         ...
 
     def count_stale(self) -> int: ...
@@ -365,8 +365,10 @@ class DataKeyRepository(Protocol):
         still the one read (``key.kek_id``); how many were replaced."""
         ...
 
-    def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
-        """Keys wrapped under another KEK than ``kek_id``."""
+    def not_under(self, kek_id: str, *, limit: int,
+                  after: tuple[UUID, str, int] | None = None) -> Sequence[DataKey]:
+        """Keys wrapped under another KEK than ``kek_id``, by (case, audience, version),
+        after ``after``."""
         ...
 
     def count_not_under(self, kek_id: str) -> int: ...
@@ -375,9 +377,10 @@ class DataKeyRepository(Protocol):
         """Every KEK some stored key is wrapped under."""
         ...
 
-    def created_before(self, moment: datetime, *, limit: int) -> Sequence[DataKey]:
+    def created_before(self, moment: datetime, *, limit: int,
+                       after: tuple[UUID, str] | None = None) -> Sequence[DataKey]:
         """The newest key of each (case, audience) whose newest was made before
-        ``moment``, by (case, audience)."""
+        ``moment``, by (case, audience), after ``after``."""
         ...
 
     def count_created_before(self, moment: datetime) -> int: ...

@@ -566,10 +566,11 @@ class _Documents:
         return max((v for c, a, v in keys if c == doc.case_id and a == doc.audience),
                    default=0)
 
-    def stale(self, *, limit: int) -> Sequence[Document]:
+    def stale(self, *, limit: int, after: UUID | None = None) -> Sequence[Document]:
         keys = self.store.data_keys
         return sorted((x for x in self._view().values()
-                       if x.key_version < self._newest(x, keys)), key=lambda x: x.id)[:limit]
+                       if x.key_version < self._newest(x, keys)
+                       and (after is None or x.id > after)), key=lambda x: x.id)[:limit]
 
     def count_stale(self) -> int:
         return len(self.stale(limit=1 << 62))
@@ -665,9 +666,11 @@ class _DataKeys:
                 done += 1
         return done
 
-    def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
-        return sorted((x for x in self._view().values() if x.kek_id != kek_id),
-                      key=lambda x: (x.case_id, x.audience, x.key_version))[:limit]
+    def not_under(self, kek_id: str, *, limit: int,
+                  after: tuple[UUID, str, int] | None = None) -> Sequence[DataKey]:
+        return sorted((x for x in self._view().values() if x.kek_id != kek_id and (
+            after is None or (x.case_id, x.audience, x.key_version) > after)),
+            key=lambda x: (x.case_id, x.audience, x.key_version))[:limit]
 
     def count_not_under(self, kek_id: str) -> int:
         return len(self.not_under(kek_id, limit=1 << 62))
@@ -675,14 +678,16 @@ class _DataKeys:
     def kek_ids(self) -> set[str]:
         return {x.kek_id for x in self._view().values()}
 
-    def created_before(self, moment: datetime, *, limit: int) -> Sequence[DataKey]:
+    def created_before(self, moment: datetime, *, limit: int,
+                       after: tuple[UUID, str] | None = None) -> Sequence[DataKey]:
         newest: dict[tuple[UUID, str], DataKey] = {}
         for x in self._view().values():
             group = (x.case_id, x.audience)
             if group not in newest or x.key_version > newest[group].key_version:
                 newest[group] = x
-        return sorted((x for x in newest.values() if x.created_at < moment),
-                      key=lambda x: (x.case_id, x.audience))[:limit]
+        return sorted((x for x in newest.values() if x.created_at < moment and (
+            after is None or (x.case_id, x.audience) > after)),
+            key=lambda x: (x.case_id, x.audience))[:limit]
 
     def count_created_before(self, moment: datetime) -> int:
         return len(self.created_before(moment, limit=1 << 62))

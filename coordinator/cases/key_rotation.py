@@ -99,13 +99,25 @@ class KeyRotation:
         return report
 
     def _rewrap(self, kek: str) -> int:
+        """Sweeps in key order (keyset paging, so a batch never rescans finished keys);
+        another sweep picks up keys a concurrent change made us skip."""
         with self.uow() as uow:
             total = uow.data_keys.count_not_under(kek)
         done = 0
         self.progress("rewrap", 0, total)
         while True:
+            swept = self._rewrap_sweep(kek, total, done)
+            done += swept
             with self.uow() as uow:
-                page = uow.data_keys.not_under(kek, limit=self.batch)
+                if not swept or uow.data_keys.count_not_under(kek) == 0:
+                    return done
+
+    def _rewrap_sweep(self, kek: str, total: int, before: int) -> int:
+        done = 0
+        cursor: tuple[UUID, str, int] | None = None
+        while True:
+            with self.uow() as uow:
+                page = uow.data_keys.not_under(kek, limit=self.batch, after=cursor)
                 if not page:
                     return done
                 rewrapped = []
@@ -117,24 +129,29 @@ class KeyRotation:
                     rewrapped.append((key, wrapped.kek_id, wrapped.blob))
                 done += uow.data_keys.rewrap(rewrapped)
                 uow.commit()
-            self.progress("rewrap", min(done, total), total)
+            last = page[-1]
+            cursor = (last.case_id, last.audience, last.key_version)
+            self.progress("rewrap", min(before + done, total), total)
             self.between()
 
     def _new_data_keys(self, run: Rotation) -> int:
         with self.uow() as uow:
             total = uow.data_keys.count_created_before(run.started_at)
         made = 0
+        cursor: tuple[UUID, str] | None = None
         self.progress("data_keys", 0, total)
         while True:
             now = self.clock.now()
             with self.uow() as uow:
-                page = uow.data_keys.created_before(run.started_at, limit=self.batch)
+                page = uow.data_keys.created_before(run.started_at, limit=self.batch,
+                                                    after=cursor)
                 if not page:
                     return made
                 for key in page:
                     made += self.envelope.new_key(uow, key.case_id, key.audience,
                                                   key.key_version + 1, now) is not None
                 uow.commit()
+            cursor = (page[-1].case_id, page[-1].audience)
             self.progress("data_keys", min(made, total), total)
             self.between()
 
@@ -145,16 +162,18 @@ class KeyRotation:
             with self.uow() as uow:
                 total = uow.documents.count_stale()
             done = 0
+            cursor: UUID | None = None
             self.progress("documents", 0, total)
             while True:
                 try:
-                    moved, seen = self._reseal_batch()
+                    moved, seen, last = self._reseal_batch(cursor)
                 except ConcurrentUpdate:
                     continue            # a live write won; its row is read again
                 if not seen:
                     break
                 resealed += moved
                 done += seen
+                cursor = last
                 self.progress("documents", min(done, total), total)
                 self.between()
             destroyed += self._destroy_superseded()
@@ -163,10 +182,12 @@ class KeyRotation:
                     break
         return resealed, destroyed
 
-    def _reseal_batch(self) -> tuple[int, int]:
+    def _reseal_batch(self, after: UUID | None) -> tuple[int, int, UUID | None]:
+        """Re-seal the next batch of stale documents (after ``after``): (re-sealed,
+        seen, the last id seen)."""
         now = self.clock.now()
         with self.uow() as uow:
-            page = uow.documents.stale(limit=self.batch)
+            page = uow.documents.stale(limit=self.batch, after=after)
             newest: dict[tuple[UUID, str], tuple[DataKey, bytes]] = {}
             resealed = []
             for doc in page:
@@ -179,7 +200,7 @@ class KeyRotation:
                 resealed.append(replace(new, row_version=doc.row_version + 1))
             moved = uow.documents.reseal(resealed)    # rows changed meanwhile are skipped
             uow.commit()
-        return moved, len(page)
+        return moved, len(page), page[-1].id if page else after
 
     def _destroy_superseded(self) -> int:
         destroyed = 0

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -136,9 +137,11 @@ class SqlDocumentRepository:
             k.case_id == d.case_id, k.audience == d.audience).scalar_subquery()
         return d.key_version < newest
 
-    def stale(self, *, limit: int) -> Sequence[Document]:
-        return self._load(list(self.session.connection().execute(
-            select(documents).where(self._stale()).order_by(d.id).limit(limit)).mappings()))
+    def stale(self, *, limit: int, after: UUID | None = None) -> Sequence[Document]:
+        q = select(documents).where(self._stale()).order_by(d.id).limit(limit)
+        if after is not None:
+            q = q.where(d.id > after)
+        return self._load(list(self.session.connection().execute(q).mappings()))
 
     def count_stale(self) -> int:
         return int(self.session.connection().execute(
@@ -207,10 +210,13 @@ class SqlDataKeyRepository:
             {"b_case": key.case_id, "b_audience": key.audience, "b_version": key.key_version,
              "b_old": key.kek_id, "b_kek": kek, "b_blob": blob} for key, kek, blob in rewrapped])
 
-    def not_under(self, kek_id: str, *, limit: int) -> Sequence[DataKey]:
-        return [_key(r) for r in self.session.connection().execute(
-            select(data_keys).where(k.kek_id != kek_id)
-            .order_by(k.case_id, k.audience, k.key_version).limit(limit)).mappings()]
+    def not_under(self, kek_id: str, *, limit: int,
+                  after: tuple[UUID, str, int] | None = None) -> Sequence[DataKey]:
+        q = select(data_keys).where(k.kek_id != kek_id).order_by(
+            k.case_id, k.audience, k.key_version).limit(limit)
+        if after is not None:
+            q = q.where(tuple_(k.case_id, k.audience, k.key_version) > tuple_(*after))
+        return [_key(r) for r in self.session.connection().execute(q).mappings()]
 
     def count_not_under(self, kek_id: str) -> int:
         return int(self.session.connection().execute(
@@ -225,10 +231,13 @@ class SqlDataKeyRepository:
             newer.c.case_id == k.case_id, newer.c.audience == k.audience,
             newer.c.key_version > k.key_version))
 
-    def created_before(self, moment: datetime, *, limit: int) -> Sequence[DataKey]:
-        return [_key(r) for r in self.session.connection().execute(
-            select(data_keys).where(self._newest_before(moment))
-            .order_by(k.case_id, k.audience).limit(limit)).mappings()]
+    def created_before(self, moment: datetime, *, limit: int,
+                       after: tuple[UUID, str] | None = None) -> Sequence[DataKey]:
+        q = select(data_keys).where(self._newest_before(moment)).order_by(
+            k.case_id, k.audience).limit(limit)
+        if after is not None:
+            q = q.where(tuple_(k.case_id, k.audience) > tuple_(*after))
+        return [_key(r) for r in self.session.connection().execute(q).mappings()]
 
     def count_created_before(self, moment: datetime) -> int:
         return int(self.session.connection().execute(
