@@ -355,6 +355,10 @@ class DataKeyRepository(Protocol):
         """Raises: KeyUnavailable (destroyed or never made)."""
         ...
 
+    def for_cases(self, case_ids: Iterable[UUID]) -> Sequence[DataKey]:
+        """Every stored key of these cases (one query for a batch)."""
+        ...
+
     def add(self, key: DataKey) -> bool:
         """Insert; False (and nothing written) when that version exists already (another
         writer made it first)."""

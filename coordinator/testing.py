@@ -641,6 +641,10 @@ class _DataKeys:
                                  f"does not exist", case_id=str(case_id))
         return found
 
+    def for_cases(self, case_ids: Iterable[UUID]) -> Sequence[DataKey]:
+        wanted = set(case_ids)
+        return [x for x in self._view().values() if x.case_id in wanted]
+
     def add(self, key: DataKey) -> bool:
         ident = (key.case_id, key.audience, key.key_version)
         if ident in self._view():

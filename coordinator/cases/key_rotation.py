@@ -188,12 +188,24 @@ class KeyRotation:
         now = self.clock.now()
         with self.uow() as uow:
             page = uow.documents.stale(limit=self.batch, after=after)
+            stored = {(x.case_id, x.audience, x.key_version): x     # one query for the
+                      for x in uow.data_keys.for_cases(d.case_id for d in page)}  # batch
+            newest_of: dict[tuple[UUID, str], DataKey] = {}
+            for x in stored.values():
+                group = (x.case_id, x.audience)
+                if group not in newest_of or x.key_version > newest_of[group].key_version:
+                    newest_of[group] = x
             newest: dict[tuple[UUID, str], tuple[DataKey, bytes]] = {}
             resealed = []
             for doc in page:
                 group = (doc.case_id, doc.audience)
                 if group not in newest:
-                    newest[group] = self.envelope.current(uow, doc.case_id, doc.audience, now)
+                    key = newest_of.get(group)
+                    newest[group] = (key, self.envelope.unwrap(key)) if key is not None \
+                        else self.envelope.current(uow, doc.case_id, doc.audience, now)
+                old = stored.get((doc.case_id, doc.audience, doc.key_version))
+                if old is not None:
+                    self.envelope.unwrap(old)           # cached for the open just below
                 new = self.envelope.seal(uow, doc, self.envelope.open(uow, doc),
                                          audience=doc.audience, revision=doc.revision,
                                          now=now, key=newest[group])

@@ -10,7 +10,7 @@ destroyed keys' old pages do not linger in ``-wal`` (the file itself runs with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -188,6 +188,13 @@ class SqlDataKeyRepository:
             raise KeyUnavailable(f"data key {audience} v{key_version} of case {case_id} "
                                  f"does not exist", case_id=str(case_id))
         return _key(r)
+
+    def for_cases(self, case_ids: Iterable[UUID]) -> Sequence[DataKey]:
+        wanted = list(set(case_ids))
+        if not wanted:
+            return []
+        return [_key(r) for r in self.session.connection().execute(
+            select(data_keys).where(k.case_id.in_(wanted))).mappings()]
 
     def add(self, key: DataKey) -> bool:
         try:
