@@ -520,6 +520,9 @@ def keys_rotate(
     if report.kind == "reencrypt":
         typer.echo(f"{report.data_keys} nye datanøkler, {report.documents} dokumenter kryptert "
                    f"på nytt, {report.destroyed} gamle datanøkler slettet.")
+    if reencrypt and report.kind != "reencrypt":
+        typer.echo("Den avbrutte rotasjonen var uten --reencrypt; kjør kommandoen igjen for "
+                   "å lage nye datanøkler.")
     for old in report.old_keks:
         typer.echo(f"Den gamle nøkkelen {old} kan pensjoneres: coordinator keys retire {old}")
 

@@ -124,8 +124,9 @@ def test_a_killed_rewrap_resumes_and_leaves_nothing_under_the_old_kek(
     done, total = kill_midway(start(url, tmp_path / "data", "--batch", "4", "--pause", "0.15"),
                               moved)
     assert total == 2 * CASES and 0 < done < total
-    out = finish(url, tmp_path / "data", "--batch", "4")
-    assert "Fortsatte en avbrutt rotasjon" in out
+    out = finish(url, tmp_path / "data", "--reencrypt", "--batch", "4")
+    assert "Fortsatte en avbrutt rotasjon" in out      # the killed run, as it was started
+    assert "kjør kommandoen igjen" in out
     new = c.keys.current_kek()
     assert new != old
     with engine.connect() as conn:
