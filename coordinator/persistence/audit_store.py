@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Insert, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,6 +62,15 @@ class SqlAuditLog:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.pending: list[AuditEvent] = []
+        self.riders: list[Insert] = []
+
+    def ride(self, statement: Insert) -> None:
+        """Run an insert of the same unit of work at ``flush``: on PostgreSQL as a CTE of
+        the audit events' insert (one round trip for both), elsewhere before it."""
+        if self.session.connection().dialect.name == "postgresql" and self.pending:
+            self.riders.append(statement)
+        else:
+            self.session.connection().execute(statement)
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: AuditEvent) -> None:
@@ -100,7 +109,9 @@ class SqlAuditLog:
             upsert = upsert.on_conflict_do_update(
                 index_elements=[audit_heads.c.stream],
                 set_={"seq": upsert.excluded.seq, "hash": upsert.excluded.hash})
-            conn.execute(insert(audit_events).values(rows).add_cte(upsert.cte("moved")))
+            riders = [r.cte(f"rider_{i}") for i, r in enumerate(self.riders)]
+            conn.execute(insert(audit_events).values(rows)
+                         .add_cte(upsert.cte("moved"), *riders))
         else:
             lite = sqlite_insert(audit_heads)
             conn.execute(lite.on_conflict_do_update(
@@ -108,6 +119,7 @@ class SqlAuditLog:
                 set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash}), moved)
             conn.execute(insert(audit_events), rows)
         self.pending.clear()
+        self.riders.clear()
 
     # -- reading ---------------------------------------------------------------------------
     def events(self, *, stream: str | None = None, since: datetime | None = None,

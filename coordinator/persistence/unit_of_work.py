@@ -7,13 +7,24 @@ same transaction, without the ORM's per-statement overhead).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import Engine, delete, exists, func, insert, inspect, select, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -45,8 +56,9 @@ from coordinator.persistence.tables import (
 
 
 class SqlCaseRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, members: SqlMemberRepository) -> None:
         self.session = session
+        self.members = members
         self.seen: dict[UUID, Case] = {}
 
     def add(self, case: Case) -> None:
@@ -54,9 +66,16 @@ class SqlCaseRepository:
         self.seen[case.id] = case
 
     def get(self, case_id: UUID) -> Case:
-        case = self.session.get(Case, case_id)
-        if case is None:
+        """The case with its team, in one statement (every use case checks the team
+        next): the members' columns are outer-joined to the case's row."""
+        if case_id in self.seen:
+            return self.seen[case_id]
+        rows = self.session.execute(_case_with_team(), {"id": case_id}).all()
+        if not rows:
             raise CaseNotFound(case_id)
+        case = rows[0][0]
+        self.members.stored[case.id] = [Member(case.id, *r[1:]) for r in rows
+                                        if r[1] is not None]
         self.seen[case.id] = case
         return case
 
@@ -84,6 +103,15 @@ class SqlCaseRepository:
 
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(Case)) or 0)
+
+
+@functools.cache
+def _case_with_team() -> Any:
+    """Built once, after the mappers have started."""
+    m = case_members.c
+    return (select(Case, m.actor_id, m.role, m.added_at, m.added_by)
+            .outerjoin(case_members, m.case_id == cases.c.id)
+            .where(cases.c.id == bindparam("id")).order_by(m.added_at, m.actor_id))
 
 
 class SqlEventRepository:
@@ -308,10 +336,10 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
-        self.cases = SqlCaseRepository(self.session)
+        self.members = SqlMemberRepository(self.session)
+        self.cases = SqlCaseRepository(self.session, self.members)
         self.events = SqlEventRepository(self.session)
         self.consents = SqlConsentRepository(self.session)
-        self.members = SqlMemberRepository(self.session)
         self.idempotency = SqlIdempotencyRepository(self.session)
         self.forms = SqlFormRepository(self.session)
         self.measures = SqlMeasureRepository(self.session)
@@ -335,8 +363,8 @@ class SqlUnitOfWork:
                 flag_modified(case, "updated_at")
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
-            self._write_events(touched)
             self._audit_changes(touched)        # reads the pending consents: before flush
+            self._write_events(touched)         # rides in the audit insert on PostgreSQL
             for repo in (self.consents, self.members, self.audit, self.forms, self.measures,
                          self.sessions, self.idempotency, self.meetings, self.outbox):
                 repo.flush()
@@ -361,7 +389,7 @@ class SqlUnitOfWork:
                 raise CoordinatorError("a unit of work may change a case only once")
             rows.append(_event_row(case.events[0], case.version))
         if rows:
-            self.session.connection().execute(insert(case_events), rows)
+            self.audit.ride(insert(case_events).values(rows))
     def _audit_changes(self, touched: list[Case]) -> None:
         """Every case event and consent record becomes a chained audit event."""
         for case in touched:
