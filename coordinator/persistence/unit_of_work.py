@@ -73,7 +73,7 @@ class SqlCaseRepository:
         rows = self.session.execute(_case_with_team(), {"id": case_id}).all()
         if not rows:
             raise CaseNotFound(case_id)
-        case = rows[0][0]
+        case: Case = rows[0][0]
         self.members.stored[case.id] = [Member(case.id, *r[1:]) for r in rows
                                         if r[1] is not None]
         self.seen[case.id] = case
