@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Insert, bindparam, func, insert, select
+from sqlalchemy import Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -64,13 +64,13 @@ class SqlAuditLog:
         self.pending: list[AuditEvent] = []
         self.riders: list[Insert] = []
 
-    def ride(self, statement: Insert) -> None:
-        """Run an insert of the same unit of work at ``flush``: on PostgreSQL as a CTE of
-        the audit events' insert (one round trip for both), elsewhere before it."""
+    def ride(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows of the same unit of work at ``flush``: on PostgreSQL as a CTE of
+        the audit events' insert (one round trip for both), elsewhere right now."""
         if self.session.connection().dialect.name == "postgresql" and self.pending:
-            self.riders.append(statement)
+            self.riders.append(insert(table).values(rows))
         else:
-            self.session.connection().execute(statement)
+            self.session.connection().execute(insert(table), rows)
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: AuditEvent) -> None:

@@ -389,7 +389,7 @@ class SqlUnitOfWork:
                 raise CoordinatorError("a unit of work may change a case only once")
             rows.append(_event_row(case.events[0], case.version))
         if rows:
-            self.audit.ride(insert(case_events).values(rows))
+            self.audit.ride(case_events, rows)
     def _audit_changes(self, touched: list[Case]) -> None:
         """Every case event and consent record becomes a chained audit event."""
         for case in touched:
