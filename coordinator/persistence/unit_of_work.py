@@ -135,12 +135,14 @@ def _case_bundle() -> Any:
     no_consent = [type_coerce(null(), c[k].type).label(f"c_{k}") for k in _CONSENT_COLUMNS]
     no_member = [type_coerce(null(), col.type).label(col.name)
                  for col in (m.actor_id, m.role, m.added_at, m.added_by)]
-    parts = union_all(
+    parts = union_all(      # each part filtered by the id itself: SQLite does not push
         select(literal("member").label("part"), m.case_id.label("owner"), m.actor_id,
-               m.role, m.added_at, m.added_by, *no_consent),
+               m.role, m.added_at, m.added_by, *no_consent)
+        .where(m.case_id == bindparam("id")),
         select(literal("consent"), c.case_id, *no_member,
-               *[c[k].label(f"c_{k}") for k in _CONSENT_COLUMNS]),
-    ).subquery("parts")
+               *[c[k].label(f"c_{k}") for k in _CONSENT_COLUMNS])
+        .where(c.case_id == bindparam("id")),
+    ).subquery("parts")     # the join's condition into a UNION ALL (a scan per lookup)
     return (select(Case, parts).outerjoin(parts, parts.c.owner == cases.c.id)
             .where(cases.c.id == bindparam("id")))
 
