@@ -563,6 +563,8 @@ def audit_verify(
                     ] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Bare hendelser etter siste sjekkpunkt før denne datoen.")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, max=64, help="Prosesser for full verifisering (PostgreSQL).")] = 1,
 ) -> None:
     """Verifiser hash-kjedene og de signerte sjekkpunktene (exit 0 når alt er intakt)."""
     case_id = _uuid(case, "saks-id (UUID)") if case is not None else None
@@ -576,7 +578,7 @@ def audit_verify(
                 progress.update(task, completed=done, total=max(total, done))
 
             report = coordinator.verify_audit(case_id=case_id, since=start,
-                                              progress=on_progress)
+                                              progress=on_progress, jobs=jobs)
     if report.first is not None:
         p = report.first
         raise CliError(f"revisjonsloggen er brutt ved {p.where}: "

@@ -447,14 +447,17 @@ class Coordinator:
     # -- the audit trail (coordinator/audit) ----------------------------------------------
     def verify_audit(self, *, case_id: UUID | None = None, since: datetime | None = None,
                      actor: Actor = SYSTEM,
-                     progress: Callable[[int, int], None] | None = None) -> Report:
+                     progress: Callable[[int, int], None] | None = None,
+                     jobs: int = 1) -> Report:
         """Verify chains, heads and signed checkpoints; ``report.first`` names the first
-        bad event. Raises: PermissionDenied."""
+        bad event. ``jobs`` > 1 scans a full verify in that many processes (PostgreSQL).
+        Raises: PermissionDenied."""
         with self._denials(actor, "audit_verify"):
             team.require(actor, Permission.AUDIT)
         with self.uow() as uow:
             return runner.verify(uow.audit, self.signer, progress=progress, since=since,
-                                 stream=None if case_id is None else stream_of(case_id))
+                                 stream=None if case_id is None else stream_of(case_id),
+                                 jobs=jobs)
 
     def checkpoint_audit(self, *, actor: Actor = SYSTEM) -> Checkpoint:
         """Sign a checkpoint over all chain heads. Raises: PermissionDenied,

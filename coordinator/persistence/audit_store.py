@@ -9,7 +9,7 @@ different cases never wait for each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
-from coordinator.audit.events import AuditEvent, SealedEvent, seal
+from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
+from coordinator.audit.verify import Anchors, Scan, scan
+from coordinator.persistence import audit_scan
 from coordinator.persistence.tables import (
     audit_checkpoint_heads,
     audit_checkpoints,
@@ -105,6 +107,24 @@ class SqlAuditLog:
         make = SealedEvent._make
         for row in conn.execute(q):
             yield make(row)
+
+    def rows(self, *, stream: str | None = None) -> Iterator[Row]:
+        """What verification reads, ordered by (stream, seq) (see ``audit_scan``)."""
+        conn = self.session.connection()
+        if conn.dialect.name == "postgresql":
+            return audit_scan.pg_rows(conn.connection.driver_connection, stream=stream)
+        return (ev.as_row() for ev in self.events(stream=stream))
+
+    def scan(self, anchors: Anchors, *, jobs: int = 1,
+             progress: Callable[[int], None] | None = None) -> Scan:
+        """The fast verification pass over every event: on PostgreSQL in row-id order,
+        in ``jobs`` processes when asked (``audit_scan.parallel``)."""
+        conn = self.session.connection()
+        if conn.dialect.name != "postgresql":
+            return scan(self.rows(), anchors, progress)
+        if jobs > 1:
+            return audit_scan.parallel(conn, anchors, jobs, progress)
+        return scan(audit_scan.pg_rows(conn.connection.driver_connection), anchors, progress)
 
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
         e = audit_events.c
