@@ -3,8 +3,9 @@
 Loads ``events`` real audit events (canonical bodies sealed by ``coordinator.audit``)
 spread over ``cases`` per-case chains with COPY, signs a checkpoint, then times
 ``Coordinator.verify_audit()`` (the fast pass in row-id order over libpq chunked rows:
-every hash, link, column against the body, and the checkpoint). Baseline ``hashlib-chain``: an in-memory SHA-256 chain over the same canonical
-bodies, run before and after the subject (target ≥ 0.10). Also measured:
+every hash, link, column against the body, and the checkpoint). Baseline
+``hashlib-chain``: an in-memory SHA-256 chain over the same canonical bodies, run before
+and after the subject (target ≥ 0.10). Also measured:
 
 - incremental verification from the last checkpoint after 1 % more events, as a share of
   the full verify's time (design aim ≤ 0.05);

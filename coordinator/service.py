@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -49,6 +49,7 @@ from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import (
     AlreadyMember,
     CaseNotFound,
+    ConcurrentUpdate,
     CoordinatorError,
     InvalidInput,
     MigrationBlocked,
@@ -469,6 +470,25 @@ class Coordinator:
         with self.uow() as uow:
             checkpoint = runner.make_checkpoint(uow.audit, self.signer, self.clock.now())
             uow.commit()
+            return checkpoint
+
+    def checkpoint_audit_if_due(self, every: timedelta) -> Checkpoint | None:
+        """The worker's scheduled checkpoint: sign one when events were appended since the
+        last checkpoint and it is at least ``every`` old; None otherwise. Several workers
+        may run it at the same moment: the checkpoint's sequence number is its primary
+        key, so one insert wins and the others get None (as a lost claim of a reminder).
+        Raises: CoordinatorError (no signer)."""
+        if self.signer is None:
+            raise CoordinatorError("no checkpoint signer is configured")
+        with self.uow() as uow:
+            now = self.clock.now()
+            if not runner.checkpoint_due(uow.audit, now, every):
+                return None
+            try:
+                checkpoint = runner.make_checkpoint(uow.audit, self.signer, now)
+                uow.commit()
+            except ConcurrentUpdate:
+                return None
             return checkpoint
 
     def audit_extract(self, *, actor: Actor = SYSTEM, case_id: UUID | None = None,

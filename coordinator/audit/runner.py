@@ -12,7 +12,7 @@ later events are read. ``stream`` verifies one case's chain against every checkp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from coordinator.audit import checkpoint as cp
@@ -119,6 +119,17 @@ def _incremental(store: AuditReader, heads: Mapping[str, Head], start: Mapping[s
         rows = newer.get(s, [])
         contiguous = [e.seq for e in rows] == list(range(first + 1, heads[s][0] + 1))
         yield from rows if contiguous else store.stream_after(s, first)
+
+
+def checkpoint_due(store: AuditReader, now: datetime, every: timedelta) -> bool:
+    """A scheduled checkpoint is due when events were appended since the last one (its
+    row-id hint moved) and the last one is at least ``every`` old, or when there is none
+    yet and there are events."""
+    existing = store.checkpoints()
+    if not existing:
+        return store.max_id() > 0
+    last = existing[-1]
+    return now - last.created_at >= every and store.max_id() != last.max_event_id
 
 
 def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime) -> Checkpoint:

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.audit.canonical import genesis
@@ -22,6 +23,7 @@ from coordinator.audit.checkpoint import Checkpoint
 from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
 from coordinator.audit.verify import Anchors, Scan, scan
+from coordinator.errors import ConcurrentUpdate
 from coordinator.persistence import audit_scan
 from coordinator.persistence.tables import (
     audit_checkpoint_heads,
@@ -189,6 +191,13 @@ class SqlAuditLog:
         return out
 
     def add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
+        """Raises ConcurrentUpdate when another process wrote that seq first."""
+        try:
+            self._add_checkpoint(checkpoint, delta)
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"audit checkpoint {checkpoint.seq}") from exc
+
+    def _add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
         conn = self.session.connection()
         conn.execute(insert(audit_checkpoints).values(
             seq=checkpoint.seq, created_at=checkpoint.created_at,
