@@ -12,7 +12,7 @@ from uuid import UUID
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
 from coordinator.audit.events import AuditEvent, Row, SealedEvent
 from coordinator.audit.merkle import Head
-from coordinator.audit.verify import Anchors, Scan
+from coordinator.audit.verify import Anchors, Scan, Tick
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -83,7 +83,7 @@ class AuditLog(Protocol):
         ...
 
     def scan(self, anchors: Anchors, *, jobs: int = 1,
-             progress: Callable[[int], None] | None = None) -> Scan:
+             progress: Tick | None = None) -> Scan:
         """``audit.verify.scan`` over every event, in any order that keeps each stream
         in seq order; ``jobs`` > 1 may split it over processes."""
         ...

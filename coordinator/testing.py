@@ -22,7 +22,7 @@ from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
 from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
-from coordinator.audit.verify import Anchors, Scan, scan
+from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.cases import auditing
 from coordinator.cases.meetings import Meeting
 from coordinator.cases.model import Case, CaseEvent, Member
@@ -197,7 +197,7 @@ class _Audit:
         return (e.as_row() for e in self.events(stream=stream))
 
     def scan(self, anchors: Anchors, *, jobs: int = 1,
-             progress: Callable[[int], None] | None = None) -> Scan:
+             progress: Tick | None = None) -> Scan:
         return scan(self.rows(), anchors, progress)
 
     def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,

@@ -24,6 +24,7 @@ from coordinator.audit.verify import (
     ChainVerifier,
     Report,
     Scan,
+    Tick,
     scan,
     verify_checkpoints,
 )
@@ -40,7 +41,7 @@ class AuditReader(Protocol):
     def rows(self, *, stream: str | None = None) -> Iterator[Row]: ...
 
     def scan(self, anchors: Anchors, *, jobs: int = 1,
-             progress: Callable[[int], None] | None = None) -> Scan: ...
+             progress: Tick | None = None) -> Scan: ...
 
     def heads(self, stream: str | None = None) -> dict[str, Head]: ...
 

@@ -142,7 +142,7 @@ _PREFIX = ('{"actor_id":%s,"actor_org":%s,"actor_role":%s,"audience":%s,"case_id
 _SUFFIX = (',"kind":%s,"occurred_at":"%s","outcome":%s,"person_key":%s,"purpose":%s,'
            '"seq":%d,"stream":%s,"v":' + str(VERSION) + "}")
 _CACHE_LIMIT = 100_000
-Progress = Callable[[int], None]      # events scanned so far
+Tick = Callable[[int], None]      # events scanned so far
 
 
 @dataclass
@@ -157,7 +157,7 @@ class Scan:
 
 
 def scan(rows: Iterable[Row], anchors: Anchors | None = None,
-         progress: Progress | None = None) -> Scan:
+         progress: Tick | None = None) -> Scan:
     """The fast pass: rows (order of ``events.ROW``) in any order that keeps each
     stream's events in seq order, such as row-id order or (stream, seq). Per event: seq
     and link against the stream's previous event, one SHA-256, the body compared with the

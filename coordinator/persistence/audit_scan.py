@@ -11,12 +11,12 @@ independent, and ``verify.merge`` joins a stream across ranges), and returns one
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from coordinator.audit.events import Row
-from coordinator.audit.verify import Anchors, Scan, merge, scan
+from coordinator.audit.verify import Anchors, Scan, Tick, merge, scan
 
 if TYPE_CHECKING:                     # workers import only psycopg and coordinator.audit
     from sqlalchemy import Connection
@@ -62,7 +62,7 @@ def _scan_ids(dsn: str, low: int, high: int, anchors: Anchors) -> Scan:
 
 
 def parallel(conn: Connection, anchors: Anchors, jobs: int,
-             progress: Callable[[int], None] | None = None) -> Scan:
+             progress: Tick | None = None) -> Scan:
     """Scan every event in ``jobs`` spawned processes over consecutive id ranges. Each
     part reads its own snapshot; rows committed after the id bounds are read are left
     to the next verify, as with a single scan started at that moment."""

@@ -9,7 +9,7 @@ different cases never wait for each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
 from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
-from coordinator.audit.verify import Anchors, Scan, scan
+from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.errors import ConcurrentUpdate
 from coordinator.persistence import audit_scan
 from coordinator.persistence.tables import (
@@ -118,7 +118,7 @@ class SqlAuditLog:
         return (ev.as_row() for ev in self.events(stream=stream))
 
     def scan(self, anchors: Anchors, *, jobs: int = 1,
-             progress: Callable[[int], None] | None = None) -> Scan:
+             progress: Tick | None = None) -> Scan:
         """The fast verification pass over every event: on PostgreSQL in row-id order,
         in ``jobs`` processes when asked (``audit_scan.parallel``)."""
         conn = self.session.connection()
