@@ -44,13 +44,15 @@ MEASURES = "Audited case transitions/s, PostgreSQL, 4 processes"
 MEASURES_1 = "Audited case transitions/s, PostgreSQL, 1 process"
 
 NOTES = [
-    "B1 measures, per transition and in one commit: loading the case by primary key, "
-    "the need-to-know check (the case's team loaded; the firer is a member), "
+    "B1 measures, per transition and in one commit: loading the case by primary key "
+    "with its team, the need-to-know check (the firer is a member), "
     "argument validation and guard evaluation through the workflow engine (ringsaker "
     "record_outcome), the consent decision (the case's consent records loaded and evaluated "
     "into live scopes), the effect on the case record, a version-checked UPDATE of the case "
     "(version_id_col), one case_events row, one hash-chained audit event (the case's chain "
-    "head locked and moved) and the re-planned reminders in the outbox.",
+    "head locked and moved) and, when something the reminder plan reads changed, the "
+    "re-planned reminders in the outbox (record_outcome changes nothing the plan reads "
+    "after its first firing on a case).",
     "NOT measured yet, because the code does not exist yet: AES-GCM encryption of shared "
     "documents (issue 5). Compare ratios only within one commit.",
     "The --chain=global variant is not run: one global chain is not built (it would "

@@ -2,6 +2,10 @@
 
 For each benchmark the newest full-mode result is used; a smoke result only when no
 full one exists, and it is labelled. ``--dry-run`` prints the block instead of writing.
+
+The result files are not committed and machines are not kept, so a benchmark without a
+result file here keeps its lines from the committed table (its run line, rows,
+diagnostics and machine): rerunning one benchmark never drops the others' figures.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +96,11 @@ def _provenance(doc: dict[str, Any]) -> str:
             f"commit `{commit}`, {doc.get('duration_s', '?')} s")
 
 
+def _machine_of(bench: str, chosen: dict[str, dict[str, Any]], kept: Carried) -> str:
+    return _machine_line(chosen[bench]["machine"]) if bench in chosen \
+        else kept.machines.get(bench, "?")
+
+
 def _diagnostics(doc: dict[str, Any]) -> list[str]:
     lines = []
     for d in doc.get("diagnostics", []):
@@ -104,20 +114,69 @@ def _diagnostics(doc: dict[str, Any]) -> list[str]:
             text += f"; ratio {d['ratio']:.3f}"
             if d.get("target") is not None:
                 text += f" (design aim ≥ {d['target']})"
-        lines.append(f"- {text}")
+        lines.append(f"- [{doc['benchmark'].upper()}] {text}")
     return lines
 
 
-def render(chosen: dict[str, dict[str, Any]]) -> str:
-    if not chosen:
+@dataclass
+class Carried:
+    """Lines of the committed table, by benchmark (``b1``), for benchmarks not rerun."""
+
+    machines: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, list[str]] = field(default_factory=dict)
+    diagnostics: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _bench_of(label: str) -> str:
+    return label.strip().split()[0].lower()
+
+
+def carried(text: str) -> Carried:
+    out = Carried()
+    if START not in text or END not in text:
+        return out
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    section = ""
+    machine = ""
+    for line in block.splitlines():
+        if line.startswith("Machine: "):
+            machine = line
+        elif line.endswith(":") and not line.startswith(("-", "|")):
+            section = line
+        elif line.startswith("| B"):
+            out.rows.setdefault(_bench_of(line.split("|")[1]), []).append(line)
+        elif section == "Runs:" and line.startswith("- B"):
+            bench = _bench_of(line[2:].split(":")[0])
+            out.runs[bench] = line
+            out.machines[bench] = line.split(" [", 1)[1].rstrip("]") \
+                if line.endswith("]") else machine.removeprefix("Machine: ")
+        elif section.startswith("Diagnostics") and line.startswith("- [B"):
+            bench = _bench_of(line[3:].split("]")[0])
+            out.diagnostics.setdefault(bench, []).append(line)
+    return out
+
+
+def render(chosen: dict[str, dict[str, Any]], kept: Carried | None = None) -> str:
+    kept = kept or Carried()
+    old = sorted(b for b in kept.runs if b not in chosen)
+    if not chosen and not old:
         return f"{START}\nNo results yet: run `make bench`.\n{END}"
     machines = {_machine_line(d["machine"]) for d in chosen.values()}
+    machines |= {kept.machines[b] for b in old if kept.machines.get(b)}
+    runs = {**{b: _provenance(d) for b, d in chosen.items()},
+            **{b: kept.runs[b] for b in old}}
     out = [START, ""]
     out += [f"Machine: {m}" for m in sorted(machines)]
-    out += ["", "Runs:", *(_provenance(d) for d in chosen.values()), "", HEADER]
-    for doc in chosen.values():
-        out += table_rows(doc)
-    notes = [line for doc in chosen.values() for line in _diagnostics(doc)]
+    if len(machines) > 1:         # name each run's machine
+        runs = {b: r if r.endswith("]") else f"{r} [{_machine_of(b, chosen, kept)}]"
+                for b, r in runs.items()}
+    out += ["", "Runs:", *(runs[b] for b in sorted(runs)), "", HEADER]
+    for bench in sorted(runs):
+        out += table_rows(chosen[bench]) if bench in chosen else kept.rows.get(bench, [])
+    notes = [line for bench in sorted(runs)
+             for line in (_diagnostics(chosen[bench]) if bench in chosen
+                          else kept.diagnostics.get(bench, []))]
     if notes:
         out += ["", "Diagnostics (not judged; each baseline is paired with a subject run "
                 "right after it):", *notes]
@@ -141,11 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--doc", type=Path, default=DOC)
     args = parser.parse_args(argv)
-    block = render(newest(load_results(args.results)))
+    text = args.doc.read_text() if args.doc.exists() else "# Performance\n"
+    block = render(newest(load_results(args.results)), carried(text))
     if args.dry_run:
         print(block)
         return 0
-    text = args.doc.read_text() if args.doc.exists() else "# Performance\n"
     args.doc.write_text(rewrite(text, block))
     print(f"updated {args.doc.relative_to(ROOT) if args.doc.is_relative_to(ROOT) else args.doc}")
     return 0

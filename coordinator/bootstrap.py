@@ -14,11 +14,19 @@ from sqlalchemy import Engine
 from coordinator.clock import SystemClock
 from coordinator.config import Settings
 from coordinator.crypto.audit_keys import Ed25519CheckpointSigner
+from coordinator.crypto.key_file import LocalFileKeyProvider, StaticKeyProvider
 from coordinator.persistence.database import make_engine
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlInbox, SqlOutboxStore
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
-from coordinator.ports import CheckpointSigner, Clock, Notifier, OutboxStore, UnitOfWork
+from coordinator.ports import (
+    CheckpointSigner,
+    Clock,
+    KeyProvider,
+    Notifier,
+    OutboxStore,
+    UnitOfWork,
+)
 from coordinator.scheduling.dispatcher import Dispatcher
 from coordinator.scheduling.outbox import EMAIL, INAPP, NAV_WEBHOOK
 from coordinator.service import Coordinator
@@ -72,6 +80,24 @@ def nav_notifier(settings: Settings) -> Notifier:
     factory = getattr(importlib.import_module(module), name)
     notifier: Notifier = factory(settings.nav_webhook_url, settings.nav_webhook_secret or "")
     return notifier
+
+
+def build_key_provider(settings: Settings) -> KeyProvider:
+    """The key-encryption-key provider named by ``settings.key_provider``: the keyring file
+    in ``data_dir`` (created on first use), the keys in COORDINATOR_KEK, or the Vault
+    transit adapter, loaded by import path. Nothing is read or sent until first use."""
+    if settings.key_provider == "env":
+        assert settings.kek is not None  # noqa: S101 - the settings validator checks it
+        return StaticKeyProvider.from_base64(settings.kek.get_secret_value())
+    if settings.key_provider == "vault":
+        module, _, name = settings.vault_key_provider.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+        token = settings.vault_token.get_secret_value() if settings.vault_token else ""
+        provider: KeyProvider = factory(settings.vault_addr, token, settings.vault_key,
+                                        mount=settings.vault_mount,
+                                        timeout=settings.vault_timeout_seconds)
+        return provider
+    return LocalFileKeyProvider(settings.data_dir)
 
 
 def build_dispatcher(settings: Settings | None = None, *, engine: Engine | None = None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from coordinator.crypto import ASYMMETRIC_ALGORITHMS
@@ -60,7 +60,9 @@ DEMO_REFERRAL_ORGANISATIONS = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the secrets beside it
+    model_config = SettingsConfigDict(env_prefix="COORDINATOR_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Field(default=Path("var"),
                            description="Where the embedded database and key files live")
@@ -133,6 +135,37 @@ class Settings(BaseSettings):
         default=None, repr=False, description="HMAC-SHA256 key shared with the receiver")
     nav_webhook_notifier: str = Field(default="adapters.nav_webhook:WebhookNotifier",
                                       description="Import path of the webhook adapter")
+
+    # -- key-encryption keys for envelope encryption (docs/key-providers.md) ---------------
+    key_provider: Literal["file", "env", "vault"] = Field(
+        default="file",
+        description="Who keeps the key-encryption keys: a 0600 keyring file in data_dir, "
+                    "COORDINATOR_KEK, or Vault's transit engine")
+    kek: SecretStr | None = Field(
+        default=None,
+        description="key_provider=env: base64 of 32-byte keys, comma-separated, current first")
+    vault_addr: str | None = Field(default=None, description="key_provider=vault: Vault's URL")
+    vault_token: SecretStr | None = Field(default=None, description="A Vault token (see docs)")
+    vault_key: str = Field(default="coordinator", description="The transit key's name")
+    vault_mount: str = Field(default="transit", description="Where transit is mounted")
+    vault_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    vault_key_provider: str = Field(
+        default="adapters.vault_transit:VaultTransitKeyProvider",
+        description="Import path of the Vault transit adapter")
+
+    @model_validator(mode="after")
+    def _check_key_provider(self) -> Self:
+        if self.key_provider == "env" and not (self.kek and self.kek.get_secret_value()):
+            raise ValueError("key_provider=env needs COORDINATOR_KEK")
+        if self.key_provider == "vault":
+            url = urlsplit(self.vault_addr or "")
+            if not url.hostname or (url.scheme != "https" and not (
+                    url.scheme == "http" and _is_loopback(url.hostname))):
+                raise ValueError("key_provider=vault needs vault_addr, an https URL (http "
+                                 "only on loopback)")
+            if not (self.vault_token and self.vault_token.get_secret_value()):
+                raise ValueError("key_provider=vault needs vault_token")
+        return self
 
     @model_validator(mode="after")
     def _check_nav_webhook(self) -> Self:

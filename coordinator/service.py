@@ -59,7 +59,7 @@ from coordinator.errors import (
     ReferrerNotAllowed,
     StaleVersion,
 )
-from coordinator.meetings import Meetings, notify_nav, replan
+from coordinator.meetings import Meetings, notify_nav, plan_inputs, replan
 from coordinator.ports import CheckpointSigner, Clock, OutboxStore, UnitOfWork
 from coordinator.scheduling import nav
 from coordinator.scheduling.outbox import INAPP, NAV_WEBHOOK
@@ -173,11 +173,12 @@ class Coordinator:
                 raise StaleVersion(cmd.expected_version, case.version)
             workflow = self.workflows.get(*case.workflow_ref)
             consents = purposes_by_party(live_scopes(uow.consents.for_case(case.id), now))
-            state = case.state
+            state, planned = case.state, plan_inputs(case, workflow)
             case.fire(cmd.trigger, by=cmd.actor, workflow=workflow, consents=consents,
                       args=dict(cmd.args), now=now)
             notify_nav(uow, case, state, consents, now, self.nav_webhook)
-            replan(uow, case, workflow, now, self.channels)
+            if plan_inputs(case, workflow) != planned:
+                replan(uow, case, workflow, now, self.channels)
             uow.commit()
             return CaseSummary.of(case)
 

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +35,10 @@ from coordinator.persistence.tables import (
 )
 
 BATCH = 5000
+_H = audit_heads.c
+_HEADS = select(_H.stream, _H.seq, _H.hash).where(
+    _H.stream.in_(bindparam("streams", expanding=True))).order_by(_H.stream)
+_HEADS_LOCKED = _HEADS.with_for_update()
 _EVENT_COLUMNS = ("stream", "seq", "occurred_at", "kind", "case_id", "person_key", "actor_id",
                   "actor_role", "actor_org", "purpose", "category", "audience", "consent_id",
                   "outcome", "body", "prev_hash", "hash")
@@ -60,36 +66,64 @@ class SqlAuditLog:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.pending: list[AuditEvent] = []
+        self.riders: list[Insert] = []
+
+    def ride(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert rows of the same unit of work at ``flush``: on PostgreSQL as a CTE of
+        the audit events' insert (one round trip for both), elsewhere right now."""
+        if self.session.connection().dialect.name == "postgresql" and self.pending:
+            self.riders.append(insert(table).values(rows))
+        else:
+            self.session.connection().execute(insert(table), rows)
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: AuditEvent) -> None:
         self.pending.append(event)
 
     def flush(self) -> None:
-        """Chain and insert the pending events (called by the unit of work's commit)."""
+        """Chain and insert the pending events (called by the unit of work's commit).
+
+        Two statements for any number of events and streams: the heads read (and locked,
+        on PostgreSQL) in one lock order, then the events inserted and the heads moved.
+        On PostgreSQL the heads' upsert rides in the insert as a data-modifying CTE (one
+        round trip); SQLite, which has no such CTEs and no round trips, runs it apart."""
         if not self.pending:
             return
         by_stream: dict[str, list[AuditEvent]] = {}
         for event in self.pending:
             by_stream.setdefault(event.stream, []).append(event)
         conn = self.session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        streams = sorted(by_stream)                # one lock order: no deadlocks
+        heads = {r[0]: (r[1], r[2]) for r in conn.execute(
+            _HEADS_LOCKED if postgres else _HEADS, {"streams": streams})}
         rows: list[dict[str, Any]] = []
-        h = audit_heads.c
-        for stream in sorted(by_stream):           # one lock order: no deadlocks
-            head = conn.execute(select(h.seq, h.hash).where(h.stream == stream)
-                                .with_for_update()).first()
-            seq, prev = (head[0], head[1]) if head else (0, genesis(stream))
+        moved: list[dict[str, Any]] = []
+        for stream in streams:
+            seq, prev = heads.get(stream) or (0, genesis(stream))
             for event in by_stream[stream]:
                 sealed = seal(event, seq + 1, prev)
                 rows.append(event_row(sealed))
                 seq, prev = sealed.seq, sealed.hash
-            if head is None:
-                conn.execute(insert(audit_heads).values(stream=stream, seq=seq, hash=prev))
-            else:
-                conn.execute(update(audit_heads).where(h.stream == stream, h.seq == head[0])
-                             .values(seq=seq, hash=prev))
-        conn.execute(insert(audit_events), rows)
+            moved.append({"stream": stream, "seq": seq, "hash": prev})
+        # A stream's first events race on the unique (stream, seq): the loser's insert
+        # fails and the unit of work reports a ConcurrentUpdate.
+        if postgres:
+            upsert = pg_insert(audit_heads).values(moved)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[audit_heads.c.stream],
+                set_={"seq": upsert.excluded.seq, "hash": upsert.excluded.hash})
+            riders = [r.cte(f"rider_{i}") for i, r in enumerate(self.riders)]
+            conn.execute(insert(audit_events).values(rows)
+                         .add_cte(upsert.cte("moved"), *riders))
+        else:
+            lite = sqlite_insert(audit_heads)
+            conn.execute(lite.on_conflict_do_update(
+                index_elements=[audit_heads.c.stream],
+                set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash}), moved)
+            conn.execute(insert(audit_events), rows)
         self.pending.clear()
+        self.riders.clear()
 
     # -- reading ---------------------------------------------------------------------------
     def events(self, *, stream: str | None = None, since: datetime | None = None,

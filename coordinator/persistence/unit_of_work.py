@@ -7,13 +7,28 @@ same transaction, without the ORM's per-statement overhead).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-from sqlalchemy import Engine, delete, exists, func, insert, inspect, select, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -45,8 +60,11 @@ from coordinator.persistence.tables import (
 
 
 class SqlCaseRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, members: SqlMemberRepository,
+                 consents: SqlConsentRepository) -> None:
         self.session = session
+        self.members = members
+        self.consents = consents
         self.seen: dict[UUID, Case] = {}
 
     def add(self, case: Case) -> None:
@@ -54,9 +72,28 @@ class SqlCaseRepository:
         self.seen[case.id] = case
 
     def get(self, case_id: UUID) -> Case:
-        case = self.session.get(Case, case_id)
-        if case is None:
+        """The case with its team and its consent records, in one statement (every use
+        case checks the team next, and most the consents): the members' and consents'
+        rows are a UNION ALL outer-joined to the case's row."""
+        if case_id in self.seen:
+            return self.seen[case_id]
+        rows = self.session.execute(_case_bundle(), {"id": case_id}).all()
+        if not rows:
             raise CaseNotFound(case_id)
+        case: Case = rows[0][0]
+        members, records = [], []
+        for row in rows:
+            r = row._mapping
+            if r["part"] == "member":
+                members.append(Member(case.id, r["actor_id"], r["role"], r["added_at"],
+                                      r["added_by"]))
+            elif r["part"] == "consent":
+                records.append(_consent({**{k: r[f"c_{k}"] for k in _CONSENT_COLUMNS},
+                                         "case_id": case.id}))
+        members.sort(key=lambda m: (m.added_at, m.actor_id))
+        records.sort(key=lambda c: (c.recorded_at, str(c.id)))
+        self.members.stored[case.id] = members
+        self.consents.stored[case.id] = records
         self.seen[case.id] = case
         return case
 
@@ -86,6 +123,27 @@ class SqlCaseRepository:
         return int(self.session.scalar(select(func.count()).select_from(Case)) or 0)
 
 
+_CONSENT_COLUMNS = tuple(c.name for c in consents.c if c.name != "case_id")
+
+
+@functools.cache
+def _case_bundle() -> Any:
+    """The case's row outer-joined to its members and consent records, one row each
+    (``part`` says which), built once after the mappers have started."""
+    m, c = case_members.c, consents.c
+    no_consent = [type_coerce(null(), c[k].type).label(f"c_{k}") for k in _CONSENT_COLUMNS]
+    no_member = [type_coerce(null(), col.type).label(col.name)
+                 for col in (m.actor_id, m.role, m.added_at, m.added_by)]
+    parts = union_all(
+        select(literal("member").label("part"), m.case_id.label("owner"), m.actor_id,
+               m.role, m.added_at, m.added_by, *no_consent),
+        select(literal("consent"), c.case_id, *no_member,
+               *[c[k].label(f"c_{k}") for k in _CONSENT_COLUMNS]),
+    ).subquery("parts")
+    return (select(Case, parts).outerjoin(parts, parts.c.owner == cases.c.id)
+            .where(cases.c.id == bindparam("id")))
+
+
 class SqlEventRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -104,15 +162,18 @@ class SqlConsentRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.pending: list[ConsentRecord] = []
+        self.stored: dict[UUID, list[ConsentRecord]] = {}   # read once per unit of work
 
     def add(self, record: ConsentRecord) -> None:
         self.pending.append(record)
 
     def for_case(self, case_id: UUID) -> Sequence[ConsentRecord]:
-        rows = self.session.connection().execute(
-            select(consents).where(consents.c.case_id == case_id)
-            .order_by(consents.c.recorded_at, consents.c.id)).mappings()
-        return [_consent(r) for r in rows] + [r for r in self.pending if r.case_id == case_id]
+        if case_id not in self.stored:
+            rows = self.session.connection().execute(
+                select(consents).where(consents.c.case_id == case_id)
+                .order_by(consents.c.recorded_at, consents.c.id)).mappings()
+            self.stored[case_id] = [_consent(r) for r in rows]
+        return self.stored[case_id] + [r for r in self.pending if r.case_id == case_id]
 
     def for_pilot(self, pilot: str, *, since: datetime | None = None,
                   until: datetime | None = None, limit: int = 1000) -> Sequence[ConsentRecord]:
@@ -308,10 +369,10 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
-        self.cases = SqlCaseRepository(self.session)
-        self.events = SqlEventRepository(self.session)
-        self.consents = SqlConsentRepository(self.session)
         self.members = SqlMemberRepository(self.session)
+        self.consents = SqlConsentRepository(self.session)
+        self.cases = SqlCaseRepository(self.session, self.members, self.consents)
+        self.events = SqlEventRepository(self.session)
         self.idempotency = SqlIdempotencyRepository(self.session)
         self.forms = SqlFormRepository(self.session)
         self.measures = SqlMeasureRepository(self.session)
@@ -335,8 +396,8 @@ class SqlUnitOfWork:
                 flag_modified(case, "updated_at")
         try:
             self.session.flush()          # version-checked UPDATE / INSERT of cases
-            self._write_events(touched)
             self._audit_changes(touched)        # reads the pending consents: before flush
+            self._write_events(touched)         # rides in the audit insert on PostgreSQL
             for repo in (self.consents, self.members, self.audit, self.forms, self.measures,
                          self.sessions, self.idempotency, self.meetings, self.outbox):
                 repo.flush()
@@ -361,7 +422,7 @@ class SqlUnitOfWork:
                 raise CoordinatorError("a unit of work may change a case only once")
             rows.append(_event_row(case.events[0], case.version))
         if rows:
-            self.session.connection().execute(insert(case_events), rows)
+            self.audit.ride(case_events, rows)
     def _audit_changes(self, touched: list[Case]) -> None:
         """Every case event and consent record becomes a chained audit event."""
         for case in touched:

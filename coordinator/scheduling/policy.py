@@ -29,6 +29,7 @@ from coordinator.workflows.definition import CLOSED_STATES, Cadence, State, Work
 from coordinator.workflows.facts import CaseRecord, Profile
 
 TEAM = "team"               # every member of the case's team
+PLAN_AGREED = "agree_plan"  # the trigger whose first firing starts per-case cadences
 
 # Cadence meetings that are recorded under another meeting kind.
 CADENCE_MEETING_KIND = {"weekly_follow_up": "follow_up"}
@@ -62,6 +63,21 @@ def plan(d: WorkflowDefinition, *, state: str, referred_at: datetime, profile: P
     if state == State.FOLLOW_UP:
         out += _cadence_reminders(d.cadences, record, meetings, now)
     return out
+
+
+def inputs(d: WorkflowDefinition, *, state: str, referred_at: datetime, profile: Profile,
+           record: CaseRecord) -> tuple[object, ...]:
+    """What ``plan`` reads of a case, besides its meetings and the time: the state, the
+    referral, the profile, the milestones that a deadline or cadence of ``d`` looks at,
+    and the recorded meetings. A change that leaves these equal leaves the plan as it
+    was, so the outbox need not be planned again (tests/unit/test_reminder_rules.py checks
+    that the rest of the record does not change the plan)."""
+    watched = {m for dl in d.deadlines
+               for m in (dl.anchor.removeprefix("trigger:"), dl.met_by)}
+    if any(c.per_case for c in d.cadences):
+        watched.add(PLAN_AGREED)
+    return (state, referred_at, profile,
+            {k: v for k, v in record.milestones.items() if k in watched}, record.meetings)
 
 
 def _deadline_reminders(d: WorkflowDefinition, state: str, referred_at: datetime,
@@ -106,7 +122,7 @@ def meeting_data(m: Meeting) -> dict[str, str]:
 
 def _cadence_reminders(cadences: Sequence[Cadence], record: CaseRecord,
                        meetings: Sequence[Meeting], now: datetime) -> Iterable[Planned]:
-    plan_agreed = record.milestones.get("agree_plan")
+    plan_agreed = record.milestones.get(PLAN_AGREED)
     for c in cadences:
         if not c.per_case or plan_agreed is None:
             continue

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordinator.cases.meetings import Meeting
 from coordinator.scheduling import policy
@@ -158,3 +160,37 @@ def test_rules_ignore_the_wall_clock() -> None:
     """Planning depends only on its ``now`` argument, not on the machine's time."""
     referred = oslo(2027, 3, 24, 9).astimezone(UTC)
     assert ha_plan(referred)["deadline_overdue"].due_at == utc(2027, 4, 5, 22)
+
+
+def _at(base: datetime) -> st.SearchStrategy[datetime]:
+    return st.integers(0, 60).map(lambda days: base + timedelta(days=days))
+
+
+@settings(max_examples=300, deadline=None)
+@given(pilot=st.sampled_from(REG.keys()),
+       state=st.sampled_from(["referred", "intake", "follow_up", "closing"]),
+       data=st.data(),
+       episode=st.integers(1, 3),
+       outcomes=st.frozensets(st.sampled_from(["start", "end"])),
+       tracks=st.frozensets(st.sampled_from(["health", "nav"])),
+       visible=st.none() | st.tuples(st.sampled_from(["nav_veileder", "fastlege"])))
+def test_the_plan_reads_nothing_of_the_record_outside_policy_inputs(
+        pilot: str, state: str, data: st.DataObject, episode: int,
+        outcomes: frozenset[str], tracks: frozenset[str],
+        visible: tuple[str, ...] | None) -> None:
+    """``Coordinator.fire`` skips planning again when ``policy.inputs`` is unchanged: that
+    is only right while two records with equal inputs plan the same reminders."""
+    referred = utc(2027, 3, 1, 9)
+    d = REG.latest(pilot).definition
+    triggers = st.sampled_from(sorted(d.triggers()))
+    fired = data.draw(st.dictionaries(triggers, _at(referred), max_size=4))
+    extra = data.draw(st.dictionaries(triggers, _at(referred + timedelta(hours=3)),
+                                      min_size=1, max_size=4))
+    args = {"state": state, "referred_at": referred, "profile": PERSON}
+    base = CaseRecord(milestones=fired)
+    other = CaseRecord(episode=episode, milestones={**extra, **fired}, outcomes=outcomes,
+                       tracks_finished=tracks, plan_visible_to=visible)
+    if policy.inputs(d, **args, record=base) == policy.inputs(d, **args, record=other):
+        for now in (referred, referred + timedelta(days=30)):
+            assert plan(d, **args, record=base, meetings=(), now=now) == \
+                plan(d, **args, record=other, meetings=(), now=now)
