@@ -293,6 +293,9 @@ CASES: dict[type[errors.CoordinatorError], tuple[ErrorFactory, int]] = {
     errors.MeetingNotFound: (lambda: errors.MeetingNotFound("m-1"), 404),
     errors.MeetingClosed: (lambda: errors.MeetingClosed("held", status="held"), 409),
     errors.ReminderNotFound: (lambda: errors.ReminderNotFound("r-1"), 404),
+    # no caller's fault: a 500 that names nothing (key ids and causes stay in the log)
+    errors.KeyUnavailable: (lambda: errors.KeyUnavailable("kek-1 is retired"), 500),
+    errors.DecryptionFailed: (lambda: errors.DecryptionFailed("tag mismatch"), 500),
 }
 
 
