@@ -482,12 +482,11 @@ class Coordinator:
         if self.signer is None:
             raise CoordinatorError("no checkpoint signer is configured")
         with self.uow() as uow:
-            now = self.clock.now()
-            if not runner.checkpoint_due(uow.audit, now, every):
-                return None
             try:
-                checkpoint = runner.make_checkpoint(uow.audit, self.signer, now)
-                uow.commit()
+                checkpoint = runner.checkpoint_if_due(uow.audit, self.signer,
+                                                      self.clock.now(), every)
+                if checkpoint is not None:
+                    uow.commit()
             except ConcurrentUpdate:
                 return None
             return checkpoint

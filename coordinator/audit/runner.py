@@ -122,20 +122,29 @@ def _incremental(store: AuditReader, heads: Mapping[str, Head], start: Mapping[s
         yield from rows if contiguous else store.stream_after(s, first)
 
 
-def checkpoint_due(store: AuditReader, now: datetime, every: timedelta) -> bool:
-    """A scheduled checkpoint is due when events were appended since the last one (its
+def checkpoint_if_due(store: AuditReader, signer: CheckpointSigner, now: datetime,
+                      every: timedelta) -> Checkpoint | None:
+    """A scheduled checkpoint: made when events were appended since the last one (its
     row-id hint moved) and the last one is at least ``every`` old, or when there is none
-    yet and there are events."""
+    yet and there are events. The checkpoints are read once, so a process that decided
+    on a stale list numbers its checkpoint like the one that beat it and loses on the
+    primary key instead of writing a second one."""
     existing = store.checkpoints()
+    newest = store.max_id()
     if not existing:
-        return store.max_id() > 0
-    last = existing[-1]
-    return now - last.created_at >= every and store.max_id() != last.max_event_id
+        due = newest > 0
+    else:
+        last = existing[-1]
+        due = now - last.created_at >= every and newest != last.max_event_id
+    return make_checkpoint(store, signer, now, existing) if due else None
 
 
-def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime) -> Checkpoint:
-    """Sign the current heads; record only those that moved since the last checkpoint."""
-    existing = store.checkpoints()
+def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime,
+                    existing: list[Checkpoint] | None = None) -> Checkpoint:
+    """Sign the current heads; record only those that moved since the last checkpoint
+    (``existing``: the checkpoints as already read)."""
+    if existing is None:
+        existing = store.checkpoints()
     recorded: dict[str, Head] = {}
     for _seq, delta in sorted(store.checkpoint_heads().items()):
         recorded.update(delta)
