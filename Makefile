@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench bench-smoke clean
+.PHONY: run test lint typecheck unit bench bench-smoke bench-scale clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --mode smoke
+
+# B6 (1 M cases, 10 M audit events; by hand or nightly, never in `make test` or CI).
+# SCALE=0.01 loads 1 % of the full size.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.b6_scale --mode full $(if $(SCALE),--scale $(SCALE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache coordinator.db*

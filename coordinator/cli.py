@@ -9,14 +9,15 @@ prints one line, ``Feil: ...``, on stderr and exits non-zero; never a traceback 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
@@ -561,8 +562,31 @@ def worker(
         configure("info")
         typer.echo(f"Arbeider {dispatcher.worker} sender hvert "
                    f"{settings.worker_tick_seconds:g}. sekund (stopp med Ctrl+C).", err=True)
+        also: list[tuple[str, Callable[[], None], float]] = []
+        if settings.checkpoint_every_minutes > 0:
+            every = timedelta(minutes=settings.checkpoint_every_minutes)
+            # checked four times per interval: whichever worker takes it, a checkpoint is
+            # at most a quarter interval late
+            job = _scheduled_checkpoint(build(settings, engine=engine), every)
+            also.append(("audit_checkpoint", job, max(1.0, every.total_seconds() / 4)))
         runner.run(dispatcher.dispatch_due, tick_seconds=settings.worker_tick_seconds,
-                   first_run=SystemClock().now())
+                   first_run=SystemClock().now(), also=also)
+
+
+def _scheduled_checkpoint(coordinator: Coordinator, every: timedelta) -> Callable[[], None]:
+    log = logging.getLogger("coordinator.worker")
+
+    def checkpoint() -> None:
+        try:
+            cp = coordinator.checkpoint_audit_if_due(every)
+        except CoordinatorError as exc:
+            log.warning("audit checkpoint failed", extra={"code": exc.code})
+            return
+        if cp is not None:
+            log.info("audit checkpoint", extra={"seq": cp.seq, "streams": cp.stream_count,
+                                                "events": cp.event_count})
+
+    return checkpoint
 
 
 @reminders_app.command("overdue")
@@ -647,6 +671,8 @@ def audit_verify(
                     ] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Bare hendelser etter siste sjekkpunkt før denne datoen.")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, max=64, help="Prosesser for full verifisering (PostgreSQL).")] = 1,
 ) -> None:
     """Verifiser hash-kjedene og de signerte sjekkpunktene (exit 0 når alt er intakt)."""
     case_id = _uuid(case, "saks-id (UUID)") if case is not None else None
@@ -660,7 +686,7 @@ def audit_verify(
                 progress.update(task, completed=done, total=max(total, done))
 
             report = coordinator.verify_audit(case_id=case_id, since=start,
-                                              progress=on_progress)
+                                              progress=on_progress, jobs=jobs)
     if report.first is not None:
         p = report.first
         raise CliError(f"revisjonsloggen er brutt ved {p.where}: "

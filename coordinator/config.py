@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_lease_seconds: float = Field(default=60.0, gt=0, le=86400)
     worker_max_attempts: int = Field(default=8, ge=1, le=100)
+    checkpoint_every_minutes: float = Field(
+        default=60.0, ge=0, le=10080,
+        description="The worker signs an audit checkpoint this often when events were "
+                    "appended (docs/audit.md); 0: never")
     # -- outbound Nav events (docs/referrals.md) -------------------------------------------
     nav_webhook_url: str | None = Field(
         default=None, description="Where Nav events are POSTed; unset: no Nav events")

@@ -10,8 +10,9 @@ from typing import Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
-from coordinator.audit.events import AuditEvent, SealedEvent
+from coordinator.audit.events import AuditEvent, Row, SealedEvent
 from coordinator.audit.merkle import Head
+from coordinator.audit.verify import Anchors, Scan, Tick
 from coordinator.cases.document_model import (
     Binding,
     DataKey,
@@ -82,6 +83,17 @@ class AuditLog(Protocol):
         ...
 
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]: ...
+
+    def rows(self, *, stream: str | None = None) -> Iterator[Row]:
+        """What verification reads (``audit.events.ROW``), ordered by (stream, seq),
+        streamed; the lean counterpart of ``events``."""
+        ...
+
+    def scan(self, anchors: Anchors, *, jobs: int = 1,
+             progress: Tick | None = None) -> Scan:
+        """``audit.verify.scan`` over every event, in any order that keeps each stream
+        in seq order; ``jobs`` > 1 may split it over processes."""
+        ...
 
     def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
               since: datetime | None = None, until: datetime | None = None,

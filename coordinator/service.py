@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -51,6 +51,7 @@ from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import (
     AlreadyMember,
     CaseNotFound,
+    ConcurrentUpdate,
     CoordinatorError,
     InvalidInput,
     MigrationBlocked,
@@ -471,14 +472,17 @@ class Coordinator:
     # -- the audit trail (coordinator/audit) ----------------------------------------------
     def verify_audit(self, *, case_id: UUID | None = None, since: datetime | None = None,
                      actor: Actor = SYSTEM,
-                     progress: Callable[[int, int], None] | None = None) -> Report:
+                     progress: Callable[[int, int], None] | None = None,
+                     jobs: int = 1) -> Report:
         """Verify chains, heads and signed checkpoints; ``report.first`` names the first
-        bad event. Raises: PermissionDenied."""
+        bad event. ``jobs`` > 1 scans a full verify in that many processes (PostgreSQL).
+        Raises: PermissionDenied."""
         with self._denials(actor, "audit_verify"):
             team.require(actor, Permission.AUDIT)
         with self.uow() as uow:
             return runner.verify(uow.audit, self.signer, progress=progress, since=since,
-                                 stream=None if case_id is None else stream_of(case_id))
+                                 stream=None if case_id is None else stream_of(case_id),
+                                 jobs=jobs)
 
     def checkpoint_audit(self, *, actor: Actor = SYSTEM) -> Checkpoint:
         """Sign a checkpoint over all chain heads. Raises: PermissionDenied,
@@ -490,6 +494,24 @@ class Coordinator:
         with self.uow() as uow:
             checkpoint = runner.make_checkpoint(uow.audit, self.signer, self.clock.now())
             uow.commit()
+            return checkpoint
+
+    def checkpoint_audit_if_due(self, every: timedelta) -> Checkpoint | None:
+        """The worker's scheduled checkpoint: sign one when events were appended since the
+        last checkpoint and it is at least ``every`` old; None otherwise. Several workers
+        may run it at the same moment: the checkpoint's sequence number is its primary
+        key, so one insert wins and the others get None (as a lost claim of a reminder).
+        Raises: CoordinatorError (no signer)."""
+        if self.signer is None:
+            raise CoordinatorError("no checkpoint signer is configured")
+        with self.uow() as uow:
+            try:
+                checkpoint = runner.checkpoint_if_due(uow.audit, self.signer,
+                                                      self.clock.now(), every)
+                if checkpoint is not None:
+                    uow.commit()
+            except ConcurrentUpdate:
+                return None
             return checkpoint
 
     def audit_extract(self, *, actor: Actor = SYSTEM, case_id: UUID | None = None,

@@ -20,8 +20,9 @@ from uuid import UUID
 
 from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
-from coordinator.audit.events import AuditEvent, SealedEvent, seal
+from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
+from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.cases import auditing
 from coordinator.cases.document_model import DataKey, Document, Erasure, Rotation
 from coordinator.cases.meetings import Meeting
@@ -197,6 +198,13 @@ class _Audit:
 
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
         yield from (e for e in list(self.store.audit.get(stream, [])) if e.seq > seq)
+
+    def rows(self, *, stream: str | None = None) -> Iterator[Row]:
+        return (e.as_row() for e in self.events(stream=stream))
+
+    def scan(self, anchors: Anchors, *, jobs: int = 1,
+             progress: Tick | None = None) -> Scan:
+        return scan(self.rows(), anchors, progress)
 
     def query(self, *, case_id: UUID | None = None, kinds: Iterable[str] | None = None,
               since: datetime | None = None, until: datetime | None = None,

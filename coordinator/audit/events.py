@@ -34,6 +34,10 @@ ACCESS_KINDS = frozenset({DATA_READ, DATA_SHARED, EMERGENCY_ACCESS, CASE_VIEWED}
 COLUMNS = ("stream", "seq", "occurred_at", "kind", "case_id", "person_key", "actor_id",
            "actor_role", "actor_org", "purpose", "category", "audience", "consent_id",
            "outcome")
+# What verification reads per event: the columns rendered as the body holds them (times
+# as canonical ISO text, UUIDs as lower-case text), then the body and both hashes.
+ROW = (*COLUMNS, "body", "prev_hash", "hash")
+Row = tuple[Any, ...]
 
 
 def stream_of(case_id: UUID | None) -> str:
@@ -101,6 +105,10 @@ class SealedEvent(NamedTuple):
                 self.actor_id, self.actor_role, self.actor_org, self.purpose, self.category,
                 self.audience, None if self.consent_id is None else str(self.consent_id),
                 self.outcome)
+
+    def as_row(self) -> Row:
+        """The event as verification reads it (order of ``ROW``)."""
+        return (*self.columns_as_in_body(), self.body, self.prev_hash, self.hash)
 
 
 def body_of(event: AuditEvent, seq: int) -> dict[str, Any]:

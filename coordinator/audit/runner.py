@@ -1,7 +1,9 @@
 """Verification and checkpointing over an audit store (pure orchestration; the store is
 any object with the ``AuditLog`` methods of ``coordinator.ports``).
 
-Full verification streams every event in (stream, seq) order. ``since`` verifies
+Full verification runs the fast pass over every event (in row-id order on PostgreSQL, in
+``jobs`` processes if asked), then rereads in seq order only the streams it could not
+clear. ``since`` verifies
 incrementally: each stream continues from the head the last checkpoint at or before
 ``since`` recorded (trusted because that checkpoint's signature and root verify), so only
 later events are read. ``stream`` verifies one case's chain against every checkpoint.
@@ -10,14 +12,22 @@ later events are read. ``stream`` verifies one case's chain against every checkp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from coordinator.audit import checkpoint as cp
 from coordinator.audit.checkpoint import Checkpoint, CheckpointSigner
-from coordinator.audit.events import SealedEvent
+from coordinator.audit.events import Row, SealedEvent
 from coordinator.audit.merkle import Head
-from coordinator.audit.verify import ChainVerifier, Report, verify_checkpoints
+from coordinator.audit.verify import (
+    Anchors,
+    ChainVerifier,
+    Report,
+    Scan,
+    Tick,
+    scan,
+    verify_checkpoints,
+)
 
 Progress = Callable[[int, int], None]      # (events done, events expected)
 
@@ -27,6 +37,11 @@ class AuditReader(Protocol):
                streams: Iterable[str] | None = None) -> Iterator[SealedEvent]: ...
 
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]: ...
+
+    def rows(self, *, stream: str | None = None) -> Iterator[Row]: ...
+
+    def scan(self, anchors: Anchors, *, jobs: int = 1,
+             progress: Tick | None = None) -> Scan: ...
 
     def heads(self, stream: str | None = None) -> dict[str, Head]: ...
 
@@ -44,7 +59,10 @@ class AuditReader(Protocol):
 
 
 def verify(store: AuditReader, signer: CheckpointSigner | None, *, stream: str | None = None,
-           since: datetime | None = None, progress: Progress | None = None) -> Report:
+           since: datetime | None = None, progress: Progress | None = None,
+           jobs: int = 1) -> Report:
+    """``jobs`` > 1: a full verify scans the events in that many processes where the
+    store can (PostgreSQL); elsewhere it is ignored."""
     report = Report()
     checkpoints = store.checkpoints()
     state = verify_checkpoints(checkpoints, store.checkpoint_heads(), signer, report)
@@ -53,24 +71,21 @@ def verify(store: AuditReader, signer: CheckpointSigner | None, *, stream: str |
         s: a for s, a in state.anchors.items() if s == stream}
     expected = set(heads) | set(anchors)
     total = sum(h[0] for h in heads.values())
-    if since is None:
-        verifier = ChainVerifier(report, heads=heads, anchors=anchors)
-        events: Iterable[SealedEvent] = store.events(stream=stream)
-    else:
+    start: dict[str, Head] = {}
+    tick = None if progress is None else (lambda done: progress(done, total))
+    if since is not None:
         start, hint = _start_at(checkpoints, store.checkpoint_heads(stream), since)
-        verifier = ChainVerifier(report, heads=heads, anchors=anchors, start=start)
-        events = _incremental(store, heads, start, stream, hint)
         expected = {s for s, h in heads.items() if h != start.get(s)}
         total = sum(h[0] - start.get(s, (0, ""))[0] for s, h in heads.items())
-    done = 0
-    for ev in events:
-        verifier.feed(ev)
-        done += 1
-        if progress is not None and done % 1000 == 0:
-            progress(done, total)
-    verifier.finish(expected)
-    if progress is not None:
-        progress(done, total)
+        rows = (ev.as_row() for ev in _incremental(store, heads, start, stream, hint))
+        result = scan(rows, anchors, tick)
+    elif stream is not None:
+        result = scan(store.rows(stream=stream), anchors, tick)
+    else:
+        result = store.scan(anchors, jobs=jobs, progress=tick)
+    verifier = ChainVerifier(report, heads=heads, anchors=anchors, start=start)
+    verifier.finish(result, lambda s, seq: (e.as_row() for e in store.stream_after(s, seq)),
+                    expected)
     return report
 
 
@@ -107,9 +122,29 @@ def _incremental(store: AuditReader, heads: Mapping[str, Head], start: Mapping[s
         yield from rows if contiguous else store.stream_after(s, first)
 
 
-def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime) -> Checkpoint:
-    """Sign the current heads; record only those that moved since the last checkpoint."""
+def checkpoint_if_due(store: AuditReader, signer: CheckpointSigner, now: datetime,
+                      every: timedelta) -> Checkpoint | None:
+    """A scheduled checkpoint: made when events were appended since the last one (its
+    row-id hint moved) and the last one is at least ``every`` old, or when there is none
+    yet and there are events. The checkpoints are read once, so a process that decided
+    on a stale list numbers its checkpoint like the one that beat it and loses on the
+    primary key instead of writing a second one."""
     existing = store.checkpoints()
+    newest = store.max_id()
+    if not existing:
+        due = newest > 0
+    else:
+        last = existing[-1]
+        due = now - last.created_at >= every and newest != last.max_event_id
+    return make_checkpoint(store, signer, now, existing) if due else None
+
+
+def make_checkpoint(store: AuditReader, signer: CheckpointSigner, now: datetime,
+                    existing: list[Checkpoint] | None = None) -> Checkpoint:
+    """Sign the current heads; record only those that moved since the last checkpoint
+    (``existing``: the checkpoints as already read)."""
+    if existing is None:
+        existing = store.checkpoints()
     recorded: dict[str, Head] = {}
     for _seq, delta in sorted(store.checkpoint_heads().items()):
         recorded.update(delta)

@@ -1,5 +1,8 @@
-"""Verification of chains and checkpoints. Pure: callers stream events in (stream, seq)
-order into a ``ChainVerifier`` and pass the checkpoints to ``verify_checkpoints``.
+"""Verification of chains and checkpoints. Pure: callers pass the checkpoints to
+``verify_checkpoints``, run the fast pass (``scan``) over the events in any order that
+keeps each stream in seq order (row-id order on PostgreSQL, in parallel parts joined by
+``merge``), and let a ``ChainVerifier`` judge the result; it rereads only the streams
+the fast pass could not clear and checks those in seq order, event by event.
 
 Detected: an edited body (hash mismatch), an edited queryable column (column ≠ body), a
 deleted event (seq gap and broken link), swapped or reordered events (seq or link
@@ -15,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from coordinator.audit.canonical import digest, genesis
 from coordinator.audit.checkpoint import (
@@ -26,7 +30,7 @@ from coordinator.audit.checkpoint import (
     delta_digest,
     message,
 )
-from coordinator.audit.events import COLUMNS, SealedEvent
+from coordinator.audit.events import COLUMNS, VERSION, Row
 from coordinator.audit.merkle import Head, root
 
 
@@ -123,13 +127,114 @@ def _signed(signer: CheckpointSigner, msg: bytes, cp: Checkpoint) -> bool:
         return False
 
 
-class ChainVerifier:
-    """Feed events ordered by (stream, seq); call ``finish`` at the end.
+class _JsonText(dict[Any, str]):
+    """Canonical JSON of column values, cached: ids, roles and codes repeat a lot."""
 
-    ``heads``: the stored chain heads to compare each stream's end with (None: skip).
-    ``anchors``: heads recorded by checkpoints. ``start``: per stream, the (seq, hash) to
-    continue from (incremental verification from a checkpoint); other streams start at
-    genesis and seq 1."""
+    def __missing__(self, value: Any) -> str:
+        text = self[value] = json.dumps(value, ensure_ascii=False)
+        return text
+
+
+# The canonical body around its ``data`` field: keys sorted, no whitespace, exactly as
+# ``canonical(body_of(event, seq))`` renders them (tests/unit/test_audit_scan.py).
+_PREFIX = ('{"actor_id":%s,"actor_org":%s,"actor_role":%s,"audience":%s,"case_id":%s,'
+           '"category":%s,"consent_id":%s,"data":')
+_SUFFIX = (',"kind":%s,"occurred_at":"%s","outcome":%s,"person_key":%s,"purpose":%s,'
+           '"seq":%d,"stream":%s,"v":' + str(VERSION) + "}")
+_CACHE_LIMIT = 100_000
+Tick = Callable[[int], None]      # events scanned so far
+
+
+@dataclass
+class Scan:
+    """What the fast pass found over some rows. ``segments``: per stream, the first
+    event's (seq, prev_hash) and the last event's (seq, hash) seen; ``suspects``: streams
+    with an event that failed a check. Picklable, so parallel scans can return it."""
+
+    events: int = 0
+    segments: dict[str, list[Any]] = field(default_factory=dict)
+    suspects: set[str] = field(default_factory=set)
+
+
+def scan(rows: Iterable[Row], anchors: Anchors | None = None,
+         progress: Tick | None = None) -> Scan:
+    """The fast pass: rows (order of ``events.ROW``) in any order that keeps each
+    stream's events in seq order, such as row-id order or (stream, seq). Per event: seq
+    and link against the stream's previous event, one SHA-256, the body compared with the
+    canonical rendering of its columns around the ``data`` field (no JSON decode), and
+    any head a checkpoint recorded at that seq. It names nothing: a stream that fails is
+    a suspect, which ``ChainVerifier`` reads again in order and checks exactly."""
+    sha256, unhex = hashlib.sha256, bytes.fromhex
+    enc = _JsonText({None: "null"})
+    marks_of: Anchors = anchors or {}
+    segments: dict[str, list[Any]] = {}
+    suspects: set[str] = set()
+    segment = segments.get
+    done = 0
+    for row in rows:
+        (stream, seq, occurred_at, kind, case_id, person_key, actor_id, actor_role,
+         actor_org, purpose, category, audience, consent_id, outcome, body, prev, h) = row
+        done += 1
+        seg = segment(stream)
+        if seg is None:
+            segments[stream] = [seq, prev, seq, h]
+        elif seq == seg[2] + 1 and prev == seg[3]:
+            seg[2], seg[3] = seq, h
+        else:
+            suspects.add(stream)
+            seg[2], seg[3] = seq, h
+            continue
+        try:
+            ok = (sha256(unhex(prev) + body.encode("utf-8")).hexdigest() == h
+                  and body.startswith(_PREFIX % (
+                      enc[actor_id], enc[actor_org], enc[actor_role], enc[audience],
+                      enc[case_id], enc[category], enc[consent_id]))
+                  and body.endswith(_SUFFIX % (
+                      enc[kind], occurred_at, enc[outcome], enc[person_key], enc[purpose],
+                      seq, enc[stream])))
+        except (TypeError, ValueError, AttributeError):
+            ok = False
+        marks = marks_of.get(stream)
+        if not ok or (marks and seq in marks and marks[seq][0] != h):
+            suspects.add(stream)
+        if not done % 4096:
+            if progress is not None:
+                progress(done)
+            if len(enc) > _CACHE_LIMIT:
+                enc.clear()
+                enc[None] = "null"
+    if progress is not None:
+        progress(done)
+    return Scan(done, segments, suspects)
+
+
+def merge(parts: Iterable[Scan]) -> Scan:
+    """Join scans of consecutive row ranges, in order: a stream continues from one part
+    into the next only when its seq and link continue."""
+    out = Scan()
+    for part in parts:
+        out.events += part.events
+        out.suspects |= part.suspects
+        for stream, seg in part.segments.items():
+            have = out.segments.get(stream)
+            if have is None:
+                out.segments[stream] = list(seg)
+                continue
+            if seg[0] != have[2] + 1 or seg[1] != have[3]:
+                out.suspects.add(stream)
+            have[2], have[3] = seg[2], seg[3]
+    return out
+
+
+Reread = Callable[[str, int], Iterable[Row]]     # (stream, after seq) -> rows by seq
+
+
+class ChainVerifier:
+    """Turns a ``Scan`` into a report: each stream must start where ``start`` (or
+    genesis) says, end at its stored head (``heads``; None: not checked) and reach every
+    head a checkpoint recorded (``anchors``). Suspect streams are read again in seq order
+    and checked event by event (``_check`` decodes the body), which names the first
+    problem exactly as an ordered verify would."""
 
     def __init__(self, report: Report, *, heads: Mapping[str, Head] | None = None,
                  anchors: Anchors | None = None, start: Mapping[str, Head] | None = None
@@ -138,59 +243,82 @@ class ChainVerifier:
         self.heads = heads
         self.anchors = anchors or {}
         self.start = start or {}
-        self.seen: set[str] = set()
-        self._stream: str | None = None
+        self._stream = ""
         self._seq = 0
         self._hash = ""
 
-    def _problem(self, ev: SealedEvent, code: str, text: str) -> None:
-        self.report.problems.append(Problem(ev.stream, ev.seq, code, text))
+    def _origin(self, stream: str) -> Head:
+        return self.start.get(stream, (0, genesis(stream)))
 
-    def feed(self, ev: SealedEvent) -> None:
-        if ev.stream != self._stream:
-            self._end_stream()
-            self._stream = ev.stream
-            self.seen.add(ev.stream)
-            self.report.streams += 1
-            self._seq, self._hash = self.start.get(ev.stream, (0, genesis(ev.stream)))
-        self.report.events += 1
-        self._check(ev)
-        self._seq, self._hash = ev.seq, ev.hash
+    def finish(self, result: Scan, reread: Reread, expected: Iterable[str] = ()) -> Report:
+        """``expected``: streams that must have been seen (from heads and checkpoints)."""
+        self.report.events += result.events
+        self.report.streams += len(result.segments)
+        suspects = set(result.suspects)
+        for stream, (first_seq, first_prev, last_seq, last_hash) in result.segments.items():
+            seq0, hash0 = self._origin(stream)
+            marks = self.anchors.get(stream)
+            if (first_seq != seq0 + 1 or first_prev != hash0
+                    or (self.heads is not None
+                        and self.heads.get(stream) != (last_seq, last_hash))
+                    or (marks and max(marks) > last_seq)):
+                suspects.add(stream)
+        for stream in sorted(suspects):
+            self._exact(stream, reread(stream, self._origin(stream)[0]))
+        for stream in sorted(set(expected) - set(result.segments)):
+            self.report.problems.append(Problem(
+                stream, None, "missing", "stream has no events, but a head or checkpoint "
+                                         "records it (the stream was deleted)"))
+        return self.report
 
-    def _check(self, ev: SealedEvent) -> None:
-        if ev.seq != self._seq + 1:
-            self._problem(ev, "sequence", f"expected seq {self._seq + 1}, found {ev.seq} "
-                                          f"(events missing or reordered)")
+    def _exact(self, stream: str, rows: Iterable[Row]) -> None:
+        self._stream = stream
+        self._seq, self._hash = self._origin(stream)
+        for row in rows:
+            self._check(row)
+            self._seq, self._hash = row[1], row[16]
+        self._end_stream()
+
+    def _problem(self, row: Row, code: str, text: str) -> None:
+        self.report.problems.append(Problem(row[0], row[1], code, text))
+
+    def _check(self, row: Row) -> None:
+        """One event in order: name its first problem (if any)."""
+        stream, seq, body, prev, h = row[0], row[1], row[14], row[15], row[16]
+        if seq != self._seq + 1:
+            self._problem(row, "sequence", f"expected seq {self._seq + 1}, found {seq} "
+                                           f"(events missing or reordered)")
             return
-        if ev.prev_hash != self._hash:
-            self._problem(ev, "link", "prev_hash does not match the previous event's hash "
-                                      "(an event was removed, swapped or forged)")
-            return
-        raw = ev.body.encode("utf-8")
-        if hashlib.sha256(bytes.fromhex(ev.prev_hash) + raw).hexdigest() != ev.hash:
-            self._problem(ev, "hash", "hash does not match the body (the body was edited)")
+        if prev != self._hash:
+            self._problem(row, "link", "prev_hash does not match the previous event's hash "
+                                       "(an event was removed, swapped or forged)")
             return
         try:
-            in_body = _BODY_COLUMNS(json.loads(ev.body))
+            sealed = hashlib.sha256(bytes.fromhex(prev) + body.encode("utf-8")).hexdigest()
+        except (TypeError, ValueError, AttributeError):
+            sealed = None
+        if sealed != h:
+            self._problem(row, "hash", "hash does not match the body (the body was edited)")
+            return
+        try:
+            in_body = _BODY_COLUMNS(json.loads(body))
         except (ValueError, KeyError, TypeError):
-            self._problem(ev, "body", "body is not a JSON audit body")
+            self._problem(row, "body", "body is not a JSON audit body")
             return
-        if in_body != ev.columns_as_in_body():
-            name = next(n for n, a, b in zip(COLUMNS, in_body, ev.columns_as_in_body(),
-                                             strict=True) if a != b)
-            self._problem(ev, "column", f"column {name} does not match the body "
-                                        f"(the column was edited)")
+        columns = row[:len(COLUMNS)]
+        if in_body != columns:
+            name = next(n for n, a, b in zip(COLUMNS, in_body, columns, strict=True) if a != b)
+            self._problem(row, "column", f"column {name} does not match the body "
+                                         f"(the column was edited)")
             return
-        anchors = self.anchors.get(ev.stream)
-        anchor = anchors.get(ev.seq) if anchors else None
-        if anchor is not None and anchor[0] != ev.hash:
-            self._problem(ev, "checkpoint-head", f"differs from the head recorded by "
-                                                 f"checkpoint {anchor[1]}")
+        anchors = self.anchors.get(stream)
+        anchor = anchors.get(seq) if anchors else None
+        if anchor is not None and anchor[0] != h:
+            self._problem(row, "checkpoint-head", f"differs from the head recorded by "
+                                                  f"checkpoint {anchor[1]}")
 
     def _end_stream(self) -> None:
         stream = self._stream
-        if stream is None:
-            return
         recorded = self.anchors.get(stream, {})
         beyond = [s for s in recorded if s > self._seq]
         if beyond:
@@ -205,13 +333,3 @@ class ChainVerifier:
                 self.report.problems.append(Problem(
                     stream, self._seq, "head", f"chain ends at seq {self._seq}, {got} "
                     f"(tail truncated or head edited)"))
-
-    def finish(self, expected: Iterable[str] = ()) -> Report:
-        """``expected``: streams that must have been seen (from heads and checkpoints)."""
-        self._end_stream()
-        self._stream = None
-        for stream in sorted(set(expected) - self.seen):
-            self.report.problems.append(Problem(
-                stream, None, "missing", "stream has no events, but a head or checkpoint "
-                                         "records it (the stream was deleted)"))
-        return self.report

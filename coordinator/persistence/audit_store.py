@@ -18,12 +18,16 @@ from uuid import UUID
 from sqlalchemy import Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
-from coordinator.audit.events import AuditEvent, SealedEvent, seal
+from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
 from coordinator.audit.merkle import Head
+from coordinator.audit.verify import Anchors, Scan, Tick, scan
+from coordinator.errors import ConcurrentUpdate
+from coordinator.persistence import audit_scan
 from coordinator.persistence.tables import (
     audit_checkpoint_heads,
     audit_checkpoints,
@@ -166,6 +170,24 @@ class SqlAuditLog:
         for row in conn.execute(q):
             yield make(row)
 
+    def rows(self, *, stream: str | None = None) -> Iterator[Row]:
+        """What verification reads, ordered by (stream, seq) (see ``audit_scan``)."""
+        conn = self.session.connection()
+        if conn.dialect.name == "postgresql":
+            return audit_scan.pg_rows(conn.connection.driver_connection, stream=stream)
+        return (ev.as_row() for ev in self.events(stream=stream))
+
+    def scan(self, anchors: Anchors, *, jobs: int = 1,
+             progress: Tick | None = None) -> Scan:
+        """The fast verification pass over every event: on PostgreSQL in row-id order,
+        in ``jobs`` processes when asked (``audit_scan.parallel``)."""
+        conn = self.session.connection()
+        if conn.dialect.name != "postgresql":
+            return scan(self.rows(), anchors, progress)
+        if jobs > 1:
+            return audit_scan.parallel(conn, anchors, jobs, progress)
+        return scan(audit_scan.pg_rows(conn.connection.driver_connection), anchors, progress)
+
     def stream_after(self, stream: str, seq: int) -> Iterator[SealedEvent]:
         e = audit_events.c
         q = select(*_SELECT).where(e.stream == stream, e.seq > seq).order_by(e.seq)
@@ -229,6 +251,13 @@ class SqlAuditLog:
         return out
 
     def add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
+        """Raises ConcurrentUpdate when another process wrote that seq first."""
+        try:
+            self._add_checkpoint(checkpoint, delta)
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"audit checkpoint {checkpoint.seq}") from exc
+
+    def _add_checkpoint(self, checkpoint: Checkpoint, delta: Mapping[str, Head]) -> None:
         conn = self.session.connection()
         conn.execute(insert(audit_checkpoints).values(
             seq=checkpoint.seq, created_at=checkpoint.created_at,

@@ -214,7 +214,7 @@ def test_the_http_case_page_and_history_withhold_and_show_by_consent(
     assert by_trigger(hist)["begin_intake"] == (HEALTH_NOTE, {})
     assert by_trigger(hist)["record_outcome"] == (None, {"phase": "start"})
     log = client.get(f"/api/v1/cases/{case_id}/access-log",
-                     headers=token(settings, clock, PERSON)).json()
+                     headers=token(settings, clock, PERSON)).json()["items"]
     nav_reads = [(e["categories"], e["consent_id"]) for e in log
                  if e["actor_id"] == NAV.id and e["action"] == "read"]
     assert nav_reads == [(["kartlegging", "outcome_scores"], str(record.id))] * 2

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.http.auth import CurrentActor
 from coordinator.http.deps import CoordinatorDep
+from coordinator.http.pagination import DEFAULT_LIMIT, Limit, Offset, next_url
 from coordinator.http.routers._problems import problems
 
 router = APIRouter(prefix="/api/v1", tags=["consent and audit"])
@@ -41,6 +42,14 @@ class AccessLogEntryRead(_Read):
                                               "page or history read lists several)")
 
 
+class AccessLogPage(_Read):
+    items: list[AccessLogEntryRead]
+    total: int
+    limit: int
+    offset: int
+    next: str | None
+
+
 class AuditProblemRead(_Read):
     where: str
     code: str
@@ -55,14 +64,20 @@ class AuditStatusRead(_Read):
     first_problem: AuditProblemRead | None
 
 
-@router.get("/cases/{case_id}/access-log", response_model=list[AccessLogEntryRead],
+@router.get("/cases/{case_id}/access-log", response_model=AccessLogPage,
             responses=_PROBLEMS)
-def access_log(case_id: UUID, actor: CurrentActor,
-               coordinator: CoordinatorDep) -> list[AccessLogEntryRead]:
+def access_log(case_id: UUID, actor: CurrentActor, coordinator: CoordinatorDep,
+               request: Request, limit: Limit = DEFAULT_LIMIT,
+               offset: Offset = 0) -> AccessLogPage:
     """Who read, received or viewed the case's data, when, why and on which consent
-    (pasientjournalloven § 18): for the person themself and for auditors."""
-    return [AccessLogEntryRead(**e.__dict__)
-            for e in coordinator.access_log(case_id, actor=actor)]
+    (pasientjournalloven § 18): for the person themself and for auditors. Oldest first,
+    one page at a time (``next`` is the following page)."""
+    entries = coordinator.access_log(case_id, actor=actor)
+    more = offset + limit < len(entries)
+    return AccessLogPage(
+        items=[AccessLogEntryRead(**e.__dict__) for e in entries[offset:offset + limit]],
+        total=len(entries), limit=limit, offset=offset,
+        next=next_url(request, offset=offset + limit) if more else None)
 
 
 @router.get("/audit/verify", response_model=AuditStatusRead,
