@@ -22,6 +22,7 @@ Run: ``python -m bench.b7_key_rotation --mode smoke|full``.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tempfile
 import time
@@ -211,6 +212,13 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
     from coordinator.persistence.database import make_engine
 
     cases, documents, shredded = SIZES[mode.name]
+    scale = float(os.environ.get("COORDINATOR_BENCH_B7_SCALE", "1"))
+    if scale != 1:      # a shorter full run: per-item rates, so the size changes little
+        cases, documents, shredded = (max(1, int(n * scale)) for n in
+                                      (cases, documents, shredded))
+        doc["notes"].append(f"sizes scaled by {scale} (COORDINATOR_BENCH_B7_SCALE): "
+                            f"{cases * 3:,} data keys, {documents:,} documents, "
+                            f"{shredded:,} cases shredded")
     with fresh_database("coord_b7") as url, tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(url)
         migrate.upgrade(engine)
