@@ -19,6 +19,8 @@ loaded with the case in the same statement, so there is nothing to switch off. R
 mean(on) ÷ mean(off) ops/s, target ≥ 0.90, no floor; the off runs are the baseline, and
 when they differ by more than 10 % the run is ``noisy`` and repeated (``run_attempts``).
 Each variant has its own cases in the same database (the off documents are plaintext).
+Diagnostic, not judged: a seventh run reads the on cases with encryption on and the audit
+off, to tell the two costs apart.
 
 Run: ``python -m bench.b2_security --mode smoke|full``.
 """
