@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import report
 from bench.common import MODES, ROOT, validate
 
-SCRIPTS = {"b1": "bench.b1_transitions", "b3": "bench.b3_http",
+SCRIPTS = {"b1": "bench.b1_transitions", "b2": "bench.b2_security", "b3": "bench.b3_http",
            "b4": "bench.b4_reminder_drain", "b5": "bench.b5_audit_verify",
            "b7": "bench.b7_key_rotation", "b8": "bench.b8_sqlite"}
 # Opt-in only (``--only b6``, ``make bench-scale``): loading 1 M cases is no smoke test.

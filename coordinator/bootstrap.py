@@ -23,6 +23,7 @@ from coordinator.persistence.unit_of_work import SqlUnitOfWork
 from coordinator.ports import (
     CheckpointSigner,
     Clock,
+    DocumentCipher,
     KeyProvider,
     Notifier,
     OutboxStore,
@@ -41,8 +42,10 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
           channels: tuple[str, ...] | None = None,
           signer: CheckpointSigner | None = None,
           nav_webhook: bool | None = None,
-          keys: KeyProvider | None = None) -> Coordinator:
-    """Build a Coordinator. Overrides are for tests and benchmarks, not settings. The
+          keys: KeyProvider | None = None,
+          cipher: DocumentCipher | None = None) -> Coordinator:
+    """Build a Coordinator. Overrides are for tests and benchmarks, not settings (B2 turns
+    encryption and audit off with ``cipher``, ``keys`` and ``uow``; no setting can). The
     checkpoint signer's key and the KEK keyring live in ``settings.data_dir`` and are
     read (or made) on first use."""
     settings = settings or Settings()
@@ -64,7 +67,8 @@ def build(settings: Settings | None = None, *, engine: Engine | None = None,
                        signer=signer or Ed25519CheckpointSigner(settings.data_dir),
                        nav_webhook=bool(settings.nav_webhook_url) if nav_webhook is None
                        else nav_webhook,
-                       keys=keys or build_key_provider(settings), cipher=AesGcmCipher())
+                       keys=keys or build_key_provider(settings),
+                       cipher=cipher or AesGcmCipher())
 
 
 def email_notifier(settings: Settings) -> Notifier:

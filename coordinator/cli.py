@@ -467,13 +467,15 @@ def cases_erase(
     reason: Annotated[str, typer.Option("--reason", help="Hvorfor (lagres i revisjonsloggen).")],
     yes: Annotated[bool, typer.Option("--yes", help="Ikke spør om bekreftelse.")] = False,
 ) -> None:
-    """Slett sakens dokumenter for godt: dokumentene og datanøklene slettes
-    (kryptografisk makulering). Revisjonsloggen beholdes og verifiseres fortsatt."""
+    """Slett sakens innhold for godt: dokumentene og datanøklene slettes
+    (kryptografisk makulering), kartleggingsskjemaer og resultatmål slettes, og fritekst i
+    sakshistorikken fjernes. Revisjonsloggen beholdes og verifiseres fortsatt."""
     target = _uuid(case_id, "saks-id (UUID)")
     if not reason.strip():
         raise CliError("--reason kan ikke være tom")
     if not yes and not typer.confirm(
-            f"Slette alle dokumentene i sak {target} for godt? Det kan ikke angres", err=True):
+            f"Slette alle dokumentene, skjemaene og resultatmålene i sak {target} for godt? "
+            "Det kan ikke angres", err=True):
         raise CliError("avbrutt; ingenting er slettet", 1)
     with _coordinator() as coordinator:
         report = coordinator.documents.erase(target, actor=SYSTEM, reason=reason)
@@ -481,7 +483,9 @@ def cases_erase(
         typer.echo(f"Sak {target} var allerede slettet ({_when(report.erased_at)}).")
         return
     typer.echo(f"Sak {target} er slettet: {report.documents} dokumenter og {report.keys} "
-               f"datanøkler er borte; slettingen står i revisjonsloggen.")
+               f"datanøkler er borte, {report.forms} skjemaer og {report.measures} "
+               f"resultatmål er slettet, og fritekst er fjernet fra {report.events} "
+               f"hendelser; slettingen står i revisjonsloggen.")
 
 
 # -- keys -----------------------------------------------------------------------------------

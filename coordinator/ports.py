@@ -60,6 +60,11 @@ class CaseRepository(Protocol):
 class EventRepository(Protocol):
     def history(self, case_id: UUID) -> Sequence[CaseEvent]: ...
 
+    def redact(self, case_id: UUID) -> int:
+        """Blank the free text of the case's stored events (``reason`` and ``data``) for
+        an erasure, keeping each row's kind, states, time, actor and seq; how many."""
+        ...
+
 
 class ConsentRepository(Protocol):
     def add(self, record: ConsentRecord) -> None: ...
@@ -154,11 +159,19 @@ class FormRepository(Protocol):
 
     def for_case(self, case_id: UUID) -> Sequence[FormResponse]: ...
 
+    def erase(self, case_id: UUID) -> int:
+        """Delete the case's forms (an erasure); how many."""
+        ...
+
 
 class MeasureRepository(Protocol):
     def add(self, measure: MeasureRecord) -> None: ...
 
     def for_case(self, case_id: UUID) -> Sequence[MeasureRecord]: ...
+
+    def erase(self, case_id: UUID) -> int:
+        """Delete the case's measures (an erasure); how many."""
+        ...
 
 
 class SessionRepository(Protocol):

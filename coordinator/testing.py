@@ -139,9 +139,24 @@ class _Cases:
 class _Events:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
+        self.redacted: set[UUID] = set()        # blanked on commit
 
     def history(self, case_id: UUID) -> Sequence[CaseEvent]:
-        return list(self.store.events.get(case_id, []))
+        events = self.store.events.get(case_id, [])
+        return [_blank(e) for e in events] if case_id in self.redacted else list(events)
+
+    def redact(self, case_id: UUID) -> int:
+        self.redacted.add(case_id)
+        return len(self.store.events.get(case_id, []))
+
+    def apply(self) -> None:
+        for case_id in self.redacted:
+            self.store.events[case_id] = [_blank(e) for e in self.store.events.get(case_id, [])]
+        self.redacted.clear()
+
+
+def _blank(e: CaseEvent) -> CaseEvent:
+    return dataclasses.replace(e, reason=None, data={})
 
 
 class _Consents:
@@ -307,17 +322,34 @@ class _Idempotency:
 
 
 class _Rows:
-    """Append-only rows keyed by case (forms, measures, sessions)."""
+    """Append-only rows keyed by case (forms, measures, sessions); an erasure deletes a
+    case's rows on commit."""
 
     def __init__(self, rows: list[Any]) -> None:
         self.rows = rows
         self.pending: list[Any] = []
+        self.erased: set[UUID] = set()
 
     def add(self, item: Any) -> None:
         self.pending.append(item)
 
     def for_case(self, case_id: UUID) -> Sequence[Any]:
-        return [r for r in (*self.rows, *self.pending) if r.case_id == case_id]
+        stored = [] if case_id in self.erased else self.rows
+        return [r for r in (*stored, *self.pending) if r.case_id == case_id]
+
+    def erase(self, case_id: UUID) -> int:
+        self.pending = [r for r in self.pending if r.case_id != case_id]
+        self.erased.add(case_id)
+        return sum(r.case_id == case_id for r in self.rows)
+
+    def apply(self) -> None:
+        self.rows[:] = [r for r in self.rows if r.case_id not in self.erased]
+        self.rows.extend(self.pending)
+        self.clear()
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.erased.clear()
 class _Meetings:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -782,7 +814,8 @@ class InMemoryUnitOfWork:
         self.consents.pending.clear()
         self.members.pending.clear()
         for rows in (self.forms, self.measures, self.sessions):
-            rows.pending.clear()
+            rows.clear()
+        self.events.redacted.clear()
         self.idempotency.claimed.clear()
         self.idempotency.pending.clear()
         self.meetings.pending.clear()
@@ -806,7 +839,8 @@ class InMemoryUnitOfWork:
                 raise ConcurrentUpdate()          # the unique (case_id, actor_id) key
             measured = [(m.case_id, m.instrument, m.phase) for m in self.measures.pending]
             if len(set(measured)) != len(measured) or set(measured) & {
-                    (m.case_id, m.instrument, m.phase) for m in self.store.measures}:
+                    (m.case_id, m.instrument, m.phase) for m in self.store.measures
+                    if m.case_id not in self.measures.erased}:
                 raise ConcurrentUpdate()          # the unique (case, instrument, phase) key
             self.documents.check()
             self.data_keys.check()
@@ -816,6 +850,7 @@ class InMemoryUnitOfWork:
                 self.audit.append(auditing.for_case_event(case.events[0], case.subject_id))
             for record in self.consents.pending:
                 self.audit.append(auditing.for_consent(record, subjects.get(record.case_id)))
+            self.events.apply()                   # an erasure blanks what is stored
             for case, loaded in touched:
                 case.version = (loaded or 0) + 1
                 event = case.events.pop()
@@ -829,8 +864,7 @@ class InMemoryUnitOfWork:
             self.store.members.extend(self.members.pending)
             self.members.pending.clear()
             for rows in (self.forms, self.measures, self.sessions):
-                rows.rows.extend(rows.pending)
-                rows.pending.clear()
+                rows.apply()
             self.store.meetings.update(self.meetings.pending)
             self.meetings.pending.clear()
             self.outbox.apply()

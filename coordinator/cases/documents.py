@@ -13,9 +13,10 @@ Each document is sealed under the data key of its case and audience (``health``,
 ``nav``, or ``shared`` once shared); a share moves it to the ``shared`` key and the last
 revoked share moves it back. Data keys are made on first use, wrapped by the
 ``KeyProvider``; their plaintext lives only in memory for one call. Erasing a case
-deletes its documents and destroys its data keys (crypto-shredding): reads answer
-``CaseErased`` for good, while the audit trail, which holds ids, categories and digests
-of ciphertexts but never content, still verifies. See docs/encryption.md.
+deletes its documents and destroys its data keys (crypto-shredding), deletes its forms
+and measures and blanks its events' free text: reads answer ``CaseErased`` for good,
+while the audit trail, which holds ids, categories and digests of ciphertexts but never
+content, still verifies. See docs/encryption.md.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class ErasureReport:
     keys: int
     erased_at: datetime
     already: bool = False
+    forms: int = 0              # kartlegging forms deleted
+    measures: int = 0           # outcome measures deleted
+    events: int = 0             # case events whose reason and data were blanked
 
 
 def other_side(side: str) -> str:
@@ -373,9 +377,12 @@ class Documents:
 
     # -- erasure --------------------------------------------------------------------------
     def erase(self, case_id: UUID, *, actor: Actor, reason: str) -> ErasureReport:
-        """Crypto-shredding: delete the case's documents and destroy its data keys; the
-        erasure is an audit event with the reason. Operators only (the system actor).
-        Erasing an erased case again changes nothing.
+        """Crypto-shredding: delete the case's documents and destroy its data keys, and in
+        the same transaction delete its kartlegging forms and outcome measures and blank
+        the free text (``reason``, ``data``) of its events, whose rows stay (kind, states,
+        time, actor, seq: the history keeps its length). The erasure is an audit event
+        with the reason and the counts. Operators only (the system actor). Erasing an
+        erased case again changes nothing.
 
         Raises: PermissionDenied, InvalidInput, CaseNotFound."""
         if actor.role != SYSTEM_ROLE:
@@ -393,12 +400,16 @@ class Documents:
                 return ErasureReport(case.id, 0, 0, earlier.erased_at, already=True)
             documents = uow.documents.erase(case.id)
             keys = uow.data_keys.destroy(case.id)
+            forms, measures = uow.forms.erase(case.id), uow.measures.erase(case.id)
+            events = uow.events.redact(case.id)
             uow.documents.mark_erased(Erasure(case.id, now, actor.id))
             uow.audit.append(auditing.access(
                 CASE_ERASED, actor, now, case_id=case.id, person_key=case.subject_id,
-                data={"reason": reason, "documents": documents, "keys": keys}))
+                data={"reason": reason, "documents": documents, "keys": keys,
+                      "forms": forms, "measures": measures, "events": events}))
             uow.commit()
-            return ErasureReport(case.id, documents, keys, now)
+            return ErasureReport(case.id, documents, keys, now, forms=forms,
+                                 measures=measures, events=events)
 
     # -- helpers --------------------------------------------------------------------------
     def _case(self, uow: UnitOfWork, actor: Actor, case_id: UUID,

@@ -23,6 +23,7 @@ from coordinator.cases.model import Actor, Case
 from coordinator.consent.policy import live_scopes, purposes_by_party
 from coordinator.errors import (
     AlreadyRecorded,
+    CaseErased,
     ConcurrentUpdate,
     CoordinatorError,
     IdempotencyInFlight,
@@ -160,7 +161,7 @@ class Intake:
         same unit of work. Scores need a health role; the work status any team member.
 
         Raises: CaseNotFound, NotCaseMember, PermissionDenied, InvalidInput, AlreadyRecorded,
-        and what firing ``record_outcome`` raises."""
+        CaseErased, and what firing ``record_outcome`` raises."""
         m.check_phase(phase)
         start = StartMeasures({k: m.score(k, _items(v)).items for k, v in (scores or {}).items()},
                               m.check_work_status(work_status) if work_status else None)
@@ -173,6 +174,8 @@ class Intake:
         with self.coordinator.uow() as uow:
             case = uow.cases.get(case_id)
             team.authorize(uow, actor, case, Permission.ADVANCE_CASE)
+            if uow.documents.erasure(case.id) is not None:
+                raise CaseErased(case.id)       # an erased case takes no new health data
             existing = [r for r in uow.measures.for_case(case_id) if r.phase == phase]
             records = _measure_records(case_id, phase, start, actor, now)
             taken = {r.instrument for r in existing} & {r.instrument for r in records}

@@ -160,6 +160,11 @@ class SqlEventRepository:
                           r["reason"], r["workflow_key"], r["workflow_version"], r["data"],
                           r["seq"]) for r in rows]
 
+    def redact(self, case_id: UUID) -> int:
+        return int(self.session.connection().execute(
+            update(case_events).where(case_events.c.case_id == case_id)
+            .values(reason=None, data={})).rowcount)
+
 
 class SqlConsentRepository:
     def __init__(self, session: Session) -> None:
@@ -287,6 +292,12 @@ class _RowRepository:
 
     def _pending_for(self, case_id: UUID) -> list[Any]:
         return [r for r in self.pending if r.case_id == case_id]
+
+    def erase(self, case_id: UUID) -> int:
+        """Delete the case's rows now (in the transaction) and drop its pending ones."""
+        self.pending = [r for r in self.pending if r.case_id != case_id]
+        return int(self.session.connection().execute(
+            delete(self.table).where(self.table.c.case_id == case_id)).rowcount)
 
     def flush(self) -> None:
         if self.pending:

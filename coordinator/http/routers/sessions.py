@@ -129,12 +129,13 @@ def hours_used(case_id: UUID, actor: CurrentActor, coordinator: CoordinatorDep) 
 
 @router.post("/cases/{case_id}/measures", response_model=MeasuresRead,
              status_code=status.HTTP_201_CREATED,
-             responses=problems(403, 404, 409, body=True))
+             responses=problems(403, 404, 409, 410, body=True))
 def record_measures(case_id: UUID, body: MeasuresWrite, actor: CurrentActor,
                     coordinator: CoordinatorDep) -> MeasuresRead:
     """Record outcome measures for a phase. Symptom scores need a health role; the work
     status any team member. When this completes the pilot's measures for the phase, the
-    outcome is marked on the case. Each instrument is recorded once per phase (409)."""
+    outcome is marked on the case. Each instrument is recorded once per phase (409). An
+    erased case takes no measures (410)."""
     records = Intake(coordinator).record_measures(
         case_id, body.phase, actor,
         scores={k: list(v) for k, v in (body.scores or {}).items()} or None,
