@@ -62,7 +62,7 @@ from bench.common import (
 )
 from bench.workers import Phase, WorkerPool
 
-MEASURES = "B1 transitions/s at scale (1 M cases, 10 M events) ÷ on an empty database"
+MEASURES = "B1 transitions/s at scale ({cases} cases, {events} events) ÷ on an empty database"
 UNIT = "transitions/s"
 PERSON_INDEX = "ix_audit_events_person_key_occurred_at"
 TARGETS = {"lookup": 1 / 5, "access": 1 / 13, "auditor": 1 / 130, "storage": 1.0}
@@ -203,6 +203,10 @@ def _b1(pool: WorkerPool, url: str, ids: list[str], mode: Mode) -> Measure:
                               mode.seconds, UNIT))
 
 
+def _measures(sizes: load_scale.Sizes) -> str:
+    return MEASURES.format(cases=f"{sizes.cases:,}", events=f"{sizes.events:,}")
+
+
 def run(doc: dict[str, Any], mode: Mode, sizes: load_scale.Sizes, jobs: int) -> dict[str, Any]:
     secs = mode.baseline_seconds
     with fresh_database("coord_b6") as big, fresh_database("coord_bench") as empty, \
@@ -218,7 +222,7 @@ def run(doc: dict[str, Any], mode: Mode, sizes: load_scale.Sizes, jobs: int) -> 
         before = _b1(pool, empty, ids_empty, mode)
         at_scale = _b1(pool, big, ids_big, mode)
         after = _b1(pool, empty, ids_empty, mode)
-        main = judged(MEASURES, baseline_block("B1 on an empty database", before, after),
+        main = judged(_measures(sizes), baseline_block("B1 on an empty database", before, after),
                       at_scale, 0.80, None)
         select = Phase("bench.baselines:psycopg_select_op",
                        {"url": base, "rows": mode.cases, "workers": 1}, secs, "selects/s",
@@ -304,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = new_document("b6", mode, started_at, None if problem else pg_server_version())
     doc["scale"] = sizes.cases / load_scale.FULL["cases"]
     if problem:
-        skip(doc, MEASURES, "B1 on an empty database", UNIT, 0.80, None, problem)
+        skip(doc, _measures(sizes), "B1 on an empty database", UNIT, 0.80, None, problem)
     else:
         run(doc, mode, sizes, args.jobs)
     doc["duration_s"] = round(time.monotonic() - started, 1)
