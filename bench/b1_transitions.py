@@ -21,15 +21,8 @@ from bench.common import (
     baseline_block,
     fresh_database,
     judged,
-    new_document,
-    parse_mode,
-    pg_problem,
-    pg_server_version,
-    pgbench_problem,
     run_attempts,
-    skip,
-    utc_now,
-    write_result,
+    script_main,
 )
 from bench.workers import Phase, WorkerPool
 from coordinator.cases.model import Actor
@@ -250,17 +243,8 @@ def _attempt_line(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv, __doc__)
-    started, started_at = time.monotonic(), utc_now()
-    problem = pg_problem() or pgbench_problem()
-    doc = new_document("b1", mode, started_at, None if problem else pg_server_version())
-    if problem:
-        skip(doc, MEASURES, "pgbench-N4", UNIT, 0.25, 0.15, problem)
-    else:
-        run(doc, mode, started)
-    doc["duration_s"] = round(time.monotonic() - started, 1)
-    write_result(doc)
-    return 0
+    return script_main("b1", argv, __doc__, run, measures=MEASURES, baseline="pgbench-N4",
+                       unit=UNIT, target=0.25, floor=0.15, pgbench=True)
 
 
 if __name__ == "__main__":

@@ -44,14 +44,8 @@ from bench.common import (
     drift,
     fresh_database,
     judged,
-    new_document,
-    parse_mode,
-    pg_problem,
-    pg_server_version,
     run_attempts,
-    skip,
-    utc_now,
-    write_result,
+    script_main,
 )
 from bench.workers import Phase, WorkerPool
 from coordinator.audit.events import AuditEvent
@@ -397,17 +391,8 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv, __doc__)
-    started, started_at = time.monotonic(), utc_now()
-    problem = pg_problem()
-    doc = new_document("b2", mode, started_at, None if problem else pg_server_version())
-    if problem:
-        skip(doc, MEASURES, BASELINE, UNIT, TARGET, None, problem)
-    else:
-        run(doc, mode, started)
-    doc["duration_s"] = round(time.monotonic() - started, 1)
-    write_result(doc)
-    return 0
+    return script_main("b2", argv, __doc__, run,
+                       measures=MEASURES, baseline=BASELINE, unit=UNIT, target=TARGET)
 
 
 if __name__ == "__main__":

@@ -36,17 +36,10 @@ from bench.common import (
     Mode,
     baseline_block,
     fresh_database,
-    new_document,
-    parse_mode,
     percentiles,
-    pg_problem,
-    pg_server_version,
-    pgbench_problem,
     run_attempts,
-    skip,
-    utc_now,
+    script_main,
     verdict,
-    write_result,
 )
 
 CLIENTS = 16
@@ -362,17 +355,8 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv, __doc__)
-    started, started_at = time.monotonic(), utc_now()
-    problem = pg_problem() or pgbench_problem()
-    doc = new_document("b3", mode, started_at, None if problem else pg_server_version())
-    if problem:
-        skip(doc, MEASURES, "pgbench-N4", UNIT, TARGETS["transition"], None, problem)
-    else:
-        run(doc, mode, started)
-    doc["duration_s"] = round(time.monotonic() - started, 1)
-    write_result(doc)
-    return 0
+    return script_main("b3", argv, __doc__, run, measures=MEASURES, baseline="pgbench-N4",
+                       unit=UNIT, target=TARGETS["transition"], pgbench=True)
 
 
 if __name__ == "__main__":

@@ -35,15 +35,8 @@ from bench.common import (
     baseline_block,
     fresh_database,
     judged,
-    new_document,
-    parse_mode,
     percentiles,
-    pg_problem,
-    pg_server_version,
-    pgbench_problem,
-    skip,
-    utc_now,
-    write_result,
+    script_main,
 )
 
 MEASURES = "Reminder drain, 2 workers, SMTP sink, kill -9 + SIGSTOP halfway"
@@ -228,18 +221,10 @@ def run(doc: dict[str, Any], mode: Mode, size: Size) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    mode = parse_mode(argv, __doc__)
-    size = SIZES[mode.name]
-    started, started_at = time.monotonic(), utc_now()
-    problem = pg_problem() or pgbench_problem()
-    doc = new_document("b4", mode, started_at, None if problem else pg_server_version())
-    if problem:
-        skip(doc, MEASURES, "pgbench-N4", UNIT, TARGET, None, problem)
-    else:
-        run(doc, mode, size)
-    doc["duration_s"] = round(time.monotonic() - started, 1)
-    write_result(doc)
-    return 0
+    return script_main("b4", argv, __doc__,
+                       lambda doc, mode, _started: run(doc, mode, SIZES[mode.name]),
+                       measures=MEASURES, baseline="pgbench-N4", unit=UNIT, target=TARGET,
+                       pgbench=True)
 
 
 if __name__ == "__main__":

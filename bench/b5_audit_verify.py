@@ -32,15 +32,9 @@ from bench.common import (
     baseline_block,
     fresh_database,
     judged,
-    new_document,
-    parse_mode,
     percentiles,
-    pg_problem,
-    pg_server_version,
     run_attempts,
-    skip,
-    utc_now,
-    write_result,
+    script_main,
 )
 
 MEASURES = "Audit chain verification, events/s, streamed from PostgreSQL"
@@ -195,17 +189,8 @@ def run(doc: dict[str, Any], mode: Mode, started: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    mode = parse_mode(argv, __doc__)
-    started, started_at = time.monotonic(), utc_now()
-    problem = pg_problem()
-    doc = new_document("b5", mode, started_at, None if problem else pg_server_version())
-    if problem:
-        skip(doc, MEASURES, "hashlib-chain", UNIT, 0.10, None, problem)
-    else:
-        run(doc, mode, started)
-    doc["duration_s"] = round(time.monotonic() - started, 1)
-    write_result(doc)
-    return 0
+    return script_main("b5", argv, __doc__, run,
+                       measures=MEASURES, baseline="hashlib-chain", unit=UNIT, target=0.10)
 
 
 if __name__ == "__main__":

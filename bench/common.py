@@ -314,3 +314,23 @@ def validate(doc: Any) -> list[str]:
     if doc["verdict"] != "skipped" and not isinstance(doc.get("ratio"), int | float):
         problems.append("ratio missing")
     return problems
+
+
+def script_main(benchmark: str, argv: Sequence[str] | None, description: str | None,
+                run: Callable[[dict[str, Any], Mode, float], object], *, measures: str,
+                baseline: str, unit: str, target: float, floor: float | None = None,
+                pgbench: bool = False) -> int:
+    """The ``main`` of a PostgreSQL benchmark script: parse the mode, record a skip
+    (with the reason) when PostgreSQL (or pgbench) is missing, else ``run(doc, mode,
+    started)``, then write the result file."""
+    mode = parse_mode(argv, description)
+    started, started_at = time.monotonic(), utc_now()
+    problem = pg_problem() or (pgbench_problem() if pgbench else None)
+    doc = new_document(benchmark, mode, started_at, None if problem else pg_server_version())
+    if problem:
+        skip(doc, measures, baseline, unit, target, floor, problem)
+    else:
+        run(doc, mode, started)
+    doc["duration_s"] = round(time.monotonic() - started, 1)
+    write_result(doc)
+    return 0
