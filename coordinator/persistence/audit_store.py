@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Insert, Table, bindparam, func, insert, select
+from sqlalchemy import Insert, Table, bindparam, func, insert, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from coordinator.audit.canonical import genesis
 from coordinator.audit.checkpoint import Checkpoint
-from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal
+from coordinator.audit.events import AuditEvent, Row, SealedEvent, seal, stream_of
 from coordinator.audit.merkle import Head
 from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.errors import ConcurrentUpdate
@@ -46,6 +46,7 @@ _EVENT_COLUMNS = ("stream", "seq", "occurred_at", "kind", "case_id", "person_key
                   "outcome", "body", "prev_hash", "hash")
 
 
+Shape = tuple[tuple[str, int, tuple[str, ...]], ...]   # (table, rows, columns) per part
 _SELECT = [audit_events.c[name] for name in (*SealedEvent._fields,)]
 
 
@@ -65,28 +66,77 @@ def _checkpoint(r: Any) -> Checkpoint:
 
 
 @functools.lru_cache(maxsize=256)
-def _pg_flush(shape: tuple[tuple[str, int, tuple[str, ...]], ...]) -> Insert:
+def _pg_flush(shape: Shape) -> Insert:
     """PostgreSQL's one statement for a flush: the audit events' insert, with the heads'
     upsert and the riders as data-modifying CTEs. Built once per shape (tables, row
-    counts, columns) with named parameters ``p<part>_<row>_<column>``. SQLAlchemy never
-    caches the compiled form of a multi-row ``values()`` (3 ms a transition); the usual
-    flush (one event, one head, one case event) is all single-row parts and is compiled
-    once."""
-    def values(j: int, table: Table, n: int, columns: tuple[str, ...]) -> Any:
-        rows = [{c: bindparam(f"p{j}_{i}_{c}", type_=table.c[c].type) for c in columns}
-                for i in range(n)]
-        return rows[0] if n == 1 else rows   # SQLAlchemy caches only single-row VALUES
-
-    tables = metadata.tables
-    (events_name, n_events, event_cols), (_, n_heads, head_cols), *riders = shape
-    upsert = pg_insert(audit_heads).values(values(1, audit_heads, n_heads, head_cols))
+    counts, columns) with named parameters (``_values``). SQLAlchemy never caches the
+    compiled form of a multi-row ``values()`` (3 ms a transition); the usual flush (one
+    event, one head, one case event) is all single-row parts and is compiled once."""
+    (_, n_events, event_cols), (_, n_heads, head_cols), *riders = shape
+    upsert = pg_insert(audit_heads).values(_values(1, audit_heads, n_heads, head_cols))
     upsert = upsert.on_conflict_do_update(
         index_elements=[audit_heads.c.stream],
         set_={"seq": upsert.excluded.seq, "hash": upsert.excluded.hash})
-    ctes = [insert(tables[name]).values(values(j, tables[name], n, cols)).cte(f"rider_{j}")
-            for j, (name, n, cols) in enumerate(riders, start=2)]
-    return (insert(tables[events_name]).values(values(0, audit_events, n_events, event_cols))
-            .add_cte(upsert.cte("moved"), *ctes))
+    return (insert(audit_events).values(_values(0, audit_events, n_events, event_cols))
+            .add_cte(upsert.cte("moved"), *_riders(tuple(riders), 2)))
+
+
+def _chained(events: list[AuditEvent], seq: int, prev: str) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        sealed = seal(event, seq + 1, prev)
+        rows.append(event_row(sealed))
+        seq, prev = sealed.seq, sealed.hash
+    return rows
+
+
+def _shape(parts: list[tuple[Table, list[dict[str, Any]]]]) -> Shape:
+    return tuple((t.name, len(r), tuple(r[0])) for t, r in parts)
+
+
+def _params(parts: list[tuple[Table, list[dict[str, Any]]]]) -> dict[str, Any]:
+    return {f"p{j}_{i}_{k}": v for j, (_, part) in enumerate(parts)
+            for i, row in enumerate(part) for k, v in row.items()}
+
+
+def _values(j: int, table: Table, n: int, columns: tuple[str, ...]) -> Any:
+    """Named parameters ``p<part>_<row>_<column>`` for ``n`` rows of ``table``."""
+    rows = [{c: bindparam(f"p{j}_{i}_{c}", type_=table.c[c].type) for c in columns}
+            for i in range(n)]
+    return rows[0] if n == 1 else rows   # SQLAlchemy caches only single-row VALUES
+
+
+def _riders(shape: Shape, start: int) -> list[Any]:
+    tables = metadata.tables
+    return [insert(tables[name]).values(_values(j, tables[name], n, cols)).cte(f"rider_{j}")
+            for j, (name, n, cols) in enumerate(shape, start=start)]
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_flush_as_read(shape: Shape) -> Insert:
+    """``_flush_as_read``'s statement: the head moved from ``h_old`` only if it is still
+    there, the events inserted only if it moved, the riders inserted as CTEs."""
+    (_, n_events, event_cols), *riders = shape
+    h = audit_heads.c
+    moved = (update(audit_heads).where(h.stream == bindparam("h_stream"),
+                                       h.seq == bindparam("h_old"))
+             .values(seq=bindparam("h_seq"), hash=bindparam("h_hash"))
+             .returning(h.stream).cte("moved"))
+    still = select(moved.c.stream).exists()
+    arms = [select(*[bindparam(f"p0_{i}_{c}", type_=audit_events.c[c].type) for c in event_cols])
+            .where(still) for i in range(n_events)]
+    rows: Any = arms[0] if n_events == 1 else union_all(*arms)
+    return (insert(audit_events).from_select(list(event_cols), rows)   # rowcount is -1 here:
+            .add_cte(moved, *_riders(tuple(riders), 1)).returning(audit_events.c.seq))
+
+
+@functools.cache
+def _sqlite_move_heads() -> Insert:
+    """The heads' upsert on SQLite, built once (``excluded`` builds a table alias)."""
+    lite = sqlite_insert(audit_heads)
+    return lite.on_conflict_do_update(
+        index_elements=[audit_heads.c.stream],
+        set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash})
 
 
 class SqlAuditLog:
@@ -94,14 +144,23 @@ class SqlAuditLog:
         self.session = session
         self.pending: list[AuditEvent] = []
         self.riders: list[tuple[Table, list[dict[str, Any]]]] = []
+        self.heads_read: dict[str, Head | None] = {}
+
+    def read(self, stream: str, head: Head | None) -> None:
+        """``stream``'s head (None: no event yet) as another statement of this transaction
+        read it, without a lock (the case loader's). On SQLite, whose writers are
+        serialized, it is the head and ``flush`` need not read it again; on PostgreSQL it
+        is what ``flush`` expects, and its insert checks that."""
+        self.heads_read[stream] = head
 
     def ride(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows of the same unit of work at ``flush``: on PostgreSQL as a CTE of
         the audit events' insert (one round trip for both), elsewhere right now."""
         if self.session.connection().dialect.name == "postgresql" and self.pending and rows:
             self.riders.append((table, rows))
-        else:
-            self.session.connection().execute(insert(table), rows)
+        elif rows:      # one row: a plain execute, cheaper than executemany
+            self.session.connection().execute(insert(table), rows[0] if len(rows) == 1
+                                              else rows)
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: AuditEvent) -> None:
@@ -110,10 +169,15 @@ class SqlAuditLog:
     def flush(self) -> None:
         """Chain and insert the pending events (called by the unit of work's commit).
 
-        Two statements for any number of events and streams: the heads read (and locked,
-        on PostgreSQL) in one lock order, then the events inserted and the heads moved.
-        On PostgreSQL the heads' upsert rides in the insert as a data-modifying CTE (one
-        round trip); SQLite, which has no such CTEs and no round trips, runs it apart."""
+        Usually one statement: a use case on one case appends to that case's stream, whose
+        head came with the case (``read``). On PostgreSQL the insert moves that head only
+        if it is still the one read (``_flush_as_read``); on SQLite it is. Otherwise two
+        statements for any number of events and streams: the heads read (and locked, on
+        PostgreSQL) in one lock order, then the events inserted and the heads moved. On
+        PostgreSQL the heads' upsert and the riders ride in the insert as data-modifying
+        CTEs (one round trip); SQLite, which has no such CTEs and no round trips, runs
+        them apart. The lock order of a writer stays: its case's row (the versioned
+        UPDATE, flushed first), then heads."""
         if not self.pending:
             return
         by_stream: dict[str, list[AuditEvent]] = {}
@@ -122,34 +186,52 @@ class SqlAuditLog:
         conn = self.session.connection()
         postgres = conn.dialect.name == "postgresql"
         streams = sorted(by_stream)                # one lock order: no deadlocks
-        heads = {r[0]: (r[1], r[2]) for r in conn.execute(
-            _HEADS_LOCKED if postgres else _HEADS, {"streams": streams})}
+        if postgres and len(streams) == 1 and self._flush_as_read(conn, streams[0],
+                                                                   by_stream[streams[0]]):
+            self.pending.clear()
+            return
+        # Not known, or on PostgreSQL moved since it was read: lock, read and chain again.
+        trusted = {} if postgres else self.heads_read
+        heads = {s: h for s, h in trusted.items() if h is not None}
+        unknown = [s for s in streams if s not in trusted]
+        if unknown:
+            heads.update({r[0]: (r[1], r[2]) for r in conn.execute(
+                _HEADS_LOCKED if postgres else _HEADS, {"streams": unknown})})
         rows: list[dict[str, Any]] = []
         moved: list[dict[str, Any]] = []
         for stream in streams:
             seq, prev = heads.get(stream) or (0, genesis(stream))
-            for event in by_stream[stream]:
-                sealed = seal(event, seq + 1, prev)
-                rows.append(event_row(sealed))
-                seq, prev = sealed.seq, sealed.hash
-            moved.append({"stream": stream, "seq": seq, "hash": prev})
+            rows += _chained(by_stream[stream], seq, prev)
+            moved.append({"stream": stream, "seq": rows[-1]["seq"], "hash": rows[-1]["hash"]})
         # A stream's first events race on the unique (stream, seq): the loser's insert
         # fails and the unit of work reports a ConcurrentUpdate.
         if postgres:
             parts = [(audit_events, rows), (audit_heads, moved), *self.riders]
-            shape = tuple((t.name, len(r), tuple(r[0])) for t, r in parts)
-            conn.execute(_pg_flush(shape), {f"p{j}_{i}_{k}": v
-                                            for j, (_, part) in enumerate(parts)
-                                            for i, row in enumerate(part)
-                                            for k, v in row.items()})
+            conn.execute(_pg_flush(_shape(parts)), _params(parts))
         else:
-            lite = sqlite_insert(audit_heads)
-            conn.execute(lite.on_conflict_do_update(
-                index_elements=[audit_heads.c.stream],
-                set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash}), moved)
+            conn.execute(_sqlite_move_heads(), moved)
             conn.execute(insert(audit_events), rows)
+            self.heads_read.update((m["stream"], (m["seq"], m["hash"])) for m in moved)
         self.pending.clear()
         self.riders.clear()
+
+    def _flush_as_read(self, conn: Any, stream: str, events: list[AuditEvent]) -> bool:
+        """PostgreSQL, one stream whose head the case loader read: chain on that head and
+        insert in one statement whose CTE moves the head only if it is still the one read
+        (the UPDATE waits for a writer holding it, then rechecks), and whose insert of the
+        events depends on that move. False when the head had moved: nothing of the audit
+        was written (the riders were) and ``flush`` locks, reads and chains again."""
+        head = self.heads_read.get(stream)
+        if head is None:
+            return False
+        rows = _chained(events, *head)
+        parts = [(audit_events, rows), *self.riders]
+        params = _params(parts)
+        params.update(h_stream=stream, h_old=head[0], h_seq=rows[-1]["seq"],
+                      h_hash=rows[-1]["hash"])
+        inserted = conn.execute(_pg_flush_as_read(_shape(parts)), params).all()
+        self.riders.clear()
+        return len(inserted) == len(rows)
 
     # -- reading ---------------------------------------------------------------------------
     def events(self, *, stream: str | None = None, since: datetime | None = None,
@@ -199,8 +281,8 @@ class SqlAuditLog:
               person_key: str | None = None, limit: int | None = None) -> list[SealedEvent]:
         e = audit_events.c
         q = select(*_SELECT).order_by(e.occurred_at, e.stream, e.seq)
-        if case_id is not None:
-            q = q.where(e.case_id == case_id)
+        if case_id is not None:     # the (stream, seq) index: a case's events are its stream
+            q = q.where(e.stream == stream_of(case_id), e.case_id == case_id)
         if person_key is not None:
             q = q.where(e.person_key == person_key)
         if kinds is not None:

@@ -157,8 +157,7 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("stream", "seq"),
-    Index(None, "person_key", "occurred_at"),
-    Index(None, "case_id", "occurred_at"),
+    Index(None, "person_key", "occurred_at"),       # a case's events: its stream's
     Index(None, "kind", "occurred_at"),
     Index(None, "occurred_at"),
 )

@@ -17,6 +17,7 @@ from uuid import UUID
 from sqlalchemy import (
     Engine,
     bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -25,15 +26,15 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    type_coerce,
     union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
+from coordinator.audit.events import stream_of
 from coordinator.cases import auditing
 from coordinator.cases.model import Case, CaseEvent, Member
 from coordinator.consent.model import ConsentRecord
@@ -49,6 +50,7 @@ from coordinator.persistence.documents import SqlDataKeyRepository, SqlDocumentR
 from coordinator.persistence.mapping import start_mappers
 from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import (
+    audit_heads,
     case_events,
     case_forms,
     case_measures,
@@ -62,10 +64,11 @@ from coordinator.persistence.tables import (
 
 class SqlCaseRepository:
     def __init__(self, session: Session, members: SqlMemberRepository,
-                 consents: SqlConsentRepository) -> None:
+                 consents: SqlConsentRepository, audit: SqlAuditLog) -> None:
         self.session = session
         self.members = members
         self.consents = consents
+        self.audit = audit
         self.seen: dict[UUID, Case] = {}
 
     def add(self, case: Case) -> None:
@@ -73,16 +76,28 @@ class SqlCaseRepository:
         self.seen[case.id] = case
 
     def get(self, case_id: UUID) -> Case:
-        """The case with its team and its consent records, in one statement (every use
-        case checks the team next, and most the consents): the members' and consents'
-        rows are a UNION ALL outer-joined to the case's row."""
+        """The case with its team, its consent records and its audit stream's head, in one
+        statement (every use case checks the team next, most the consents, and nearly all
+        append to the case's audit stream): the members', consents' and head's rows are a
+        UNION ALL outer-joined to the case's row. The head is read without a lock: on
+        SQLite it is the head (``BEGIN IMMEDIATE`` serializes writers), on PostgreSQL the
+        audit flush expects it and checks that in its insert (``SqlAuditLog.read``).
+
+        The case is built from the row and attached to the session as a loaded instance
+        (``make_transient_to_detached``): its flush is the same version-checked UPDATE
+        as after an ORM query, without the ORM's loading machinery (half of this call)."""
         if case_id in self.seen:
             return self.seen[case_id]
-        rows = self.session.execute(_case_bundle(), {"id": case_id}).all()
+        stream = stream_of(case_id)
+        rows = self.session.connection().execute(_case_bundle(),
+                                                 {"id": case_id, "stream": stream}).all()
         if not rows:
             raise CaseNotFound(case_id)
-        case: Case = rows[0][0]
-        members, records = [], []
+        first = rows[0]._mapping
+        case = Case(**{k: first[k] for k in _CASE_COLUMNS})
+        make_transient_to_detached(case)
+        self.session.add(case)
+        members, records, head = [], [], None
         for row in rows:
             r = row._mapping
             if r["part"] == "member":
@@ -91,10 +106,13 @@ class SqlCaseRepository:
             elif r["part"] == "consent":
                 records.append(_consent({**{k: r[f"c_{k}"] for k in _CONSENT_COLUMNS},
                                          "case_id": case.id}))
+            elif r["part"] == "head":
+                head = (r["h_seq"], r["h_hash"])
         members.sort(key=lambda m: (m.added_at, m.actor_id))
         records.sort(key=lambda c: (c.recorded_at, str(c.id)))
         self.members.stored[case.id] = members
         self.consents.stored[case.id] = records
+        self.audit.read(stream, head)
         self.seen[case.id] = case
         return case
 
@@ -125,26 +143,36 @@ class SqlCaseRepository:
 
 
 _CONSENT_COLUMNS = tuple(c.name for c in consents.c if c.name != "case_id")
+_CASE_COLUMNS = tuple(c.name for c in cases.c)
 
 
 @functools.cache
 def _case_bundle() -> Any:
-    """The case's row outer-joined to its members and consent records, one row each
-    (``part`` says which), built once after the mappers have started."""
-    m, c = case_members.c, consents.c
-    no_consent = [type_coerce(null(), c[k].type).label(f"c_{k}") for k in _CONSENT_COLUMNS]
-    no_member = [type_coerce(null(), col.type).label(col.name)
-                 for col in (m.actor_id, m.role, m.added_at, m.added_by)]
+    """The case's row outer-joined to its members, consent records and audit head, one
+    row each (``part`` says which); built once."""
+    m, c, h = case_members.c, consents.c, audit_heads.c
+    owner = bindparam("id", type_=cases.c.id.type)
+
+    def nulls(columns: Sequence[Any], prefix: str = "") -> list[Any]:
+        # typed: PostgreSQL resolves a UNION's column types arm by arm, and two untyped
+        # NULLs become text
+        return [cast(null(), col.type).label(prefix + col.name) for col in columns]
+
+    member_cols = (m.actor_id, m.role, m.added_at, m.added_by)
+    consent_cols = [c[k] for k in _CONSENT_COLUMNS]
+    head_cols = (h.seq, h.hash)
     parts = union_all(      # each part filtered by the id itself: SQLite does not push
-        select(literal("member").label("part"), m.case_id.label("owner"), m.actor_id,
-               m.role, m.added_at, m.added_by, *no_consent)
-        .where(m.case_id == bindparam("id")),
-        select(literal("consent"), c.case_id, *no_member,
-               *[c[k].label(f"c_{k}") for k in _CONSENT_COLUMNS])
-        .where(c.case_id == bindparam("id")),
+        select(literal("member").label("part"), m.case_id.label("owner"), *member_cols,
+               *nulls(consent_cols, "c_"), *nulls(head_cols, "h_"))
+        .where(m.case_id == owner),
+        select(literal("consent"), c.case_id, *nulls(member_cols),
+               *[col.label(f"c_{col.name}") for col in consent_cols], *nulls(head_cols, "h_"))
+        .where(c.case_id == owner),
+        select(literal("head"), owner, *nulls(member_cols), *nulls(consent_cols, "c_"),
+               h.seq, h.hash).where(h.stream == bindparam("stream")),
     ).subquery("parts")     # the join's condition into a UNION ALL (a scan per lookup)
-    return (select(Case, parts).outerjoin(parts, parts.c.owner == cases.c.id)
-            .where(cases.c.id == bindparam("id")))
+    return (select(cases, parts).outerjoin(parts, parts.c.owner == cases.c.id)
+            .where(cases.c.id == owner))
 
 
 class SqlEventRepository:
@@ -385,7 +413,8 @@ class SqlUnitOfWork:
         self.session = Session(self.engine, expire_on_commit=False, autoflush=False)
         self.members = SqlMemberRepository(self.session)
         self.consents = SqlConsentRepository(self.session)
-        self.cases = SqlCaseRepository(self.session, self.members, self.consents)
+        self.audit = SqlAuditLog(self.session)
+        self.cases = SqlCaseRepository(self.session, self.members, self.consents, self.audit)
         self.events = SqlEventRepository(self.session)
         self.idempotency = SqlIdempotencyRepository(self.session)
         self.forms = SqlFormRepository(self.session)
@@ -393,7 +422,6 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(self.session)
         self.meetings = SqlMeetingRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
-        self.audit = SqlAuditLog(self.session)
         self.documents = SqlDocumentRepository(self.session)     # written at once, in the
         self.data_keys = SqlDataKeyRepository(self.session)      # transaction
         return self
@@ -430,6 +458,7 @@ class SqlUnitOfWork:
             raise
         for case in touched:
             case.events.clear()
+        self.audit.heads_read.clear()   # the next transaction reads them again
 
     def _write_events(self, touched: list[Case]) -> None:
         rows = []
