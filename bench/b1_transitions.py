@@ -38,16 +38,19 @@ MEASURES_1 = "Audited case transitions/s, PostgreSQL, 1 process"
 
 NOTES = [
     "B1 measures, per transition and in one commit: loading the case by primary key "
-    "with its team, the need-to-know check (the firer is a member), "
-    "argument validation and guard evaluation through the workflow engine (ringsaker "
-    "record_outcome), the consent decision (the case's consent records loaded and evaluated "
-    "into live scopes), the effect on the case record, a version-checked UPDATE of the case "
-    "(version_id_col), one case_events row, one hash-chained audit event (the case's chain "
-    "head locked and moved) and, when something the reminder plan reads changed, the "
-    "re-planned reminders in the outbox (record_outcome changes nothing the plan reads "
-    "after its first firing on a case).",
-    "NOT measured yet, because the code does not exist yet: AES-GCM encryption of shared "
-    "documents (issue 5). Compare ratios only within one commit.",
+    "with its team, its consent records and its audit stream's head (one statement), the "
+    "need-to-know check (the firer is a member), argument validation and guard evaluation "
+    "through the workflow engine (ringsaker record_outcome), the consent decision (the "
+    "consent records evaluated into live scopes), the effect on the case record, a "
+    "version-checked UPDATE of the case (version_id_col), one case_events row and one "
+    "hash-chained audit event (on PostgreSQL one statement that moves the head only if it "
+    "is still the one read, with the case event as a CTE) and, when something the "
+    "reminder plan reads changed, the re-planned reminders in the outbox (record_outcome "
+    "changes nothing the plan reads after its first firing on a case).",
+    "Not on this path, although BENCHMARKS.md counts them in B1: AES-GCM encryption of "
+    "1-3 fields (a transition carries no document; its reason and arguments are stored "
+    "in case_events as plaintext, which erasure blanks) and an outbox row on every "
+    "transition (only on a re-plan or a Nav event). B2 measures the encrypted read.",
     "The --chain=global variant is not run: one global chain is not built (it would "
     "serialize every write; see docs/audit.md).",
 ]
