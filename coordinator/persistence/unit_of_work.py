@@ -1,6 +1,7 @@
 """SQLAlchemy repositories and unit of work.
 
-Cases go through the ORM (version-checked UPDATE via ``version_id_col``); their events and
+Cases are written by the ORM (version-checked UPDATE via ``version_id_col``) and loaded by id with
+one Core statement, then attached to the session as loaded instances; their events and
 consent records are read and written with Core statements on the session's connection (the
 same transaction, without the ORM's per-statement overhead).
 """
