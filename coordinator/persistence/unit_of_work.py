@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.util import identity_key
 
 from coordinator.audit.events import stream_of
 from coordinator.cases import auditing
@@ -94,10 +95,14 @@ class SqlCaseRepository:
                                                  {"id": case_id, "stream": stream}).all()
         if not rows:
             raise CaseNotFound(case_id)
-        first = rows[0]._mapping
-        case = Case(**{k: first[k] for k in _CASE_COLUMNS})
-        make_transient_to_detached(case)
-        self.session.add(case)
+        listed = self.session.identity_map.get(identity_key(Case, case_id))
+        if isinstance(listed, Case):        # already loaded by ``list`` in this session
+            case = listed
+        else:
+            first = rows[0]._mapping
+            case = Case(**{k: first[k] for k in _CASE_COLUMNS})
+            make_transient_to_detached(case)
+            self.session.add(case)
         members, records, head = [], [], None
         for row in rows:
             r = row._mapping

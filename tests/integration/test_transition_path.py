@@ -114,3 +114,19 @@ def test_an_unknown_case_is_not_found(make_coordinator: object) -> None:
     c: Coordinator = make_coordinator("sqlite")     # type: ignore[operator]
     with pytest.raises(CaseNotFound):
         c.fire(FireTrigger(uuid.uuid4(), "begin_intake", Actor("gp-1", "fastlege")))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_case_listed_then_fetched_in_one_unit_of_work_is_one_instance(
+        make_coordinator: object, backend: str, clock: FakeClock) -> None:
+    c: Coordinator = make_coordinator(backend)      # type: ignore[operator]
+    case_id = c.open_case(OpenCase("ringsaker", "fastlege", PERSON, GP)).id
+    with c.uow() as uow:
+        (listed,) = uow.cases.list()
+        fetched = uow.cases.get(case_id)
+        assert fetched is listed
+        fetched.fire("begin_intake", by=GP, workflow=c.workflows.get(*fetched.workflow_ref),
+                     consents=frozenset(), args={}, now=clock.now())
+        uow.commit()
+    assert (c.summary(case_id).state, c.summary(case_id).version) == ("intake", 2)
+    assert c.verify_audit(case_id=case_id).ok
