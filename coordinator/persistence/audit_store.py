@@ -126,7 +126,8 @@ def _pg_flush_as_read(shape: Shape) -> Insert:
     arms = [select(*[bindparam(f"p0_{i}_{c}", type_=audit_events.c[c].type) for c in event_cols])
             .where(still) for i in range(n_events)]
     rows: Any = arms[0] if n_events == 1 else union_all(*arms)
-    return (insert(audit_events).from_select(list(event_cols), rows)   # rowcount is -1 here:
+    # RETURNING counts what was inserted: psycopg's rowcount is -1 for this statement
+    return (insert(audit_events).from_select(list(event_cols), rows)
             .add_cte(moved, *_riders(tuple(riders), 1)).returning(audit_events.c.seq))
 
 
