@@ -52,7 +52,6 @@ from coordinator.consent.model import CATEGORIES, ROLE_PARTY
 from coordinator.errors import (
     CaseErased,
     ConcurrentUpdate,
-    ConsentRequired,
     CoordinatorError,
     DocumentNotFound,
     InvalidInput,
@@ -266,12 +265,9 @@ class Documents:
                     raise NotShared(f"this {doc.category} document is not shared with "
                                     f"{party}", permission="read", role=actor.role)
                 purpose = share.purpose
-            verdict = gate.check(actor, rel, action=gate.READ, purpose=purpose,
-                                 category=doc.category, audience=None,
-                                 consents=uow.consents.for_case(case.id), now=now)
-            if not verdict.allowed:
-                error = ConsentRequired if verdict.basis == "consent" else PermissionDenied
-                raise error(verdict.reason, permission="read", role=actor.role)
+            verdict = gate.enforce(actor, rel, action=gate.READ, purpose=purpose,
+                                   category=doc.category, audience=None,
+                                   consents=uow.consents.for_case(case.id), now=now)
             text = self.envelope.open(uow, doc).decode()
             uow.audit.append(auditing.access(
                 kinds.DATA_READ, actor, now, case_id=case.id, person_key=case.subject_id,
@@ -322,12 +318,9 @@ class Documents:
                                    field="party")
             purpose = purpose or DEFAULT_PURPOSE.get(doc.category, "coordination")
             check_scope(purpose, doc.category, party)
-            verdict = gate.check(actor, rel, action=gate.SHARE, purpose=purpose,
-                                 category=doc.category, audience=party,
-                                 consents=uow.consents.for_case(case.id), now=now)
-            if not verdict.allowed:
-                error = ConsentRequired if verdict.basis == "consent" else PermissionDenied
-                raise error(verdict.reason, permission="share", role=actor.role)
+            verdict = gate.enforce(actor, rel, action=gate.SHARE, purpose=purpose,
+                                   category=doc.category, audience=party,
+                                   consents=uow.consents.for_case(case.id), now=now)
             new_share = Share(doc.id, party, purpose, verdict.consent_id, now, actor.id)
             new = doc
             if doc.audience != SHARED:

@@ -27,6 +27,7 @@ from coordinator.access.policy import BRUKER, HEALTH_ROLES, NAV_ROLES, Permissio
 from coordinator.cases.model import Actor
 from coordinator.consent import policy as consent_policy
 from coordinator.consent.model import HEALTH_CATEGORIES, ROLE_PARTY, ConsentRecord
+from coordinator.errors import ConsentRequired, PermissionDenied
 
 READ = "read"
 SHARE = "share"
@@ -77,6 +78,19 @@ def check(actor: Actor, relation: str, *, action: str, purpose: str, category: s
     if not decision.allowed:
         return Verdict(False, "consent", decision.reason)
     return Verdict(True, "consent", decision.reason, decision.consent_id)
+
+
+def enforce(actor: Actor, relation: str, *, action: str, purpose: str, category: str,
+            audience: str | None, consents: Iterable[ConsentRecord],
+            now: datetime) -> Verdict:
+    """``check``, raising a denial: ConsentRequired when a consent is missing,
+    PermissionDenied otherwise. Returns the granting verdict."""
+    verdict = check(actor, relation, action=action, purpose=purpose, category=category,
+                    audience=audience, consents=consents, now=now)
+    if not verdict.allowed:
+        error = ConsentRequired if verdict.basis == "consent" else PermissionDenied
+        raise error(verdict.reason, permission=action, role=actor.role)
+    return verdict
 
 
 def may_break_glass(actor: Actor) -> bool:

@@ -31,10 +31,8 @@ from coordinator.consent.model import (
     ConsentRecord,
 )
 from coordinator.errors import (
-    ConsentRequired,
     EmergencyAccessRefused,
     InvalidInput,
-    PermissionDenied,
 )
 from coordinator.ports import UnitOfWork
 
@@ -57,11 +55,9 @@ def access_data(uow: UnitOfWork, actor: Actor, case_id: UUID, *, action: str, pu
     check_scope(purpose, category, audience)
     case = uow.cases.get(case_id)
     rel = team.authorize(uow, actor, case, Permission.VIEW_METADATA)
-    verdict = gate.check(actor, rel, action=action, purpose=purpose, category=category,
-                         audience=audience, consents=uow.consents.for_case(case_id), now=now)
-    if not verdict.allowed:
-        error = ConsentRequired if verdict.basis == "consent" else PermissionDenied
-        raise error(verdict.reason, permission=action, role=actor.role)
+    verdict = gate.enforce(actor, rel, action=action, purpose=purpose, category=category,
+                           audience=audience, consents=uow.consents.for_case(case_id),
+                           now=now)
     kind = kinds.DATA_READ if action == gate.READ else kinds.DATA_SHARED
     target = audience if action == gate.SHARE else None
     uow.audit.append(auditing.access(
