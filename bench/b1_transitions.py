@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -61,28 +61,37 @@ THERAPIST = Actor("bench-therapist", "kognitiv_terapeut")
 
 
 # -- worker-side functions (run in spawned processes) -------------------------------------
-def create_cases(params: dict[str, Any], index: int) -> list[str]:
-    """Open ``count`` ringsaker cases through the Coordinator, each with one consent."""
-    from coordinator.bootstrap import build
-    from coordinator.cases.commands import GrantConsent, OpenCase
-    from coordinator.persistence.database import make_engine
+def open_cases(coordinator: Any, params: dict[str, Any], index: int,
+               team: tuple[Actor, ...]) -> Iterator[tuple[Actor, Any]]:
+    """Open ``params["count"]`` ringsaker cases with ``team``, referred by this worker's
+    GP, with seeded random eligible profiles, within ``params["max_seconds"]``. Yields
+    (the GP, the case summary)."""
+    from coordinator.cases.commands import OpenCase
     from coordinator.workflows.facts import Profile
 
-    engine = make_engine(params["url"])
-    coordinator = build(engine=engine)
     gp = Actor(f"bench-gp-{index}", "fastlege")
     rng = random.Random(params["seed"])
     deadline = time.monotonic() + params["max_seconds"]
+    for _ in range(params["count"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"loading cases took over {params['max_seconds']} s")
+        born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
+        problem = rng.choice(("msk", "mental_mild_moderate"))
+        yield gp, coordinator.open_case(
+            OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp, team=team))
+
+
+def create_cases(params: dict[str, Any], index: int) -> list[str]:
+    """Open ``count`` ringsaker cases through the Coordinator, each with one consent."""
+    from coordinator.bootstrap import build
+    from coordinator.cases.commands import GrantConsent
+    from coordinator.persistence.database import make_engine
+
+    engine = make_engine(params["url"])
+    coordinator = build(engine=engine)
     ids: list[str] = []
     try:
-        for _ in range(params["count"]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"loading cases took over {params['max_seconds']} s")
-            born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
-            problem = rng.choice(("msk", "mental_mild_moderate"))
-            case = coordinator.open_case(
-                OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})), gp,
-                         team=(THERAPIST,)))
+        for gp, case in open_cases(coordinator, params, index, (THERAPIST,)):
             coordinator.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination"}), frozenset({"kartlegging"}),
                 frozenset({"nav"}), "digital", "v1"))

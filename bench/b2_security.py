@@ -33,11 +33,11 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any, Self
 from uuid import UUID
 
+from bench.b1_transitions import PHASES, PILOT, TRIGGER, open_cases
 from bench.common import (
     Measure,
     Mode,
@@ -55,9 +55,6 @@ from coordinator.persistence.audit_store import SqlAuditLog
 from coordinator.persistence.unit_of_work import SqlUnitOfWork
 from coordinator.ports import WrappedKey
 
-PILOT = "ringsaker"
-TRIGGER = "record_outcome"           # internal transition: may fire again and again
-PHASES = ("start", "end")
 FORM = "v1"                          # ringsaker's consent form v1 covers every dialogue purpose
 UNIT = "ops/s"
 TARGET = 0.90
@@ -154,24 +151,14 @@ def create_cases(params: dict[str, Any], index: int) -> list[list[str]]:
     """Open ``count`` cases of one variant, each with a consent covering the Nav veileder
     reading the mestringsplan, and the therapist's mestringsplan shared with Nav.
     Returns [case id, document id] pairs."""
-    from coordinator.cases.commands import GrantConsent, OpenCase
+    from coordinator.cases.commands import GrantConsent
     from coordinator.persistence.database import make_engine
-    from coordinator.workflows.facts import Profile
 
     engine = make_engine(params["url"])
     c = build_variant(params["variant"], engine, params["data_dir"])
-    gp = Actor(f"bench-gp-{index}", "fastlege")
-    rng = random.Random(params["seed"])
-    deadline = time.monotonic() + params["max_seconds"]
     pairs: list[list[str]] = []
     try:
-        for _ in range(params["count"]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"loading cases took over {params['max_seconds']} s")
-            born = date(1978 + rng.randrange(22), 1 + rng.randrange(12), 1 + rng.randrange(28))
-            problem = rng.choice(("msk", "mental_mild_moderate"))
-            case = c.open_case(OpenCase(PILOT, "fastlege", Profile(born, frozenset({problem})),
-                                        gp, team=(THERAPIST, NAV)))
+        for gp, case in open_cases(c, params, index, (THERAPIST, NAV)):
             c.grant_consent(GrantConsent(
                 case.id, gp, frozenset({"coordination", "share_mestringsplan"}),
                 frozenset({"kartlegging", "mestringsplan"}), frozenset({"nav"}), "digital",
