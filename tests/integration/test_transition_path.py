@@ -108,12 +108,25 @@ def test_a_head_moved_after_the_case_was_read_is_chained_on(
     assert [e.to_state for e in c.history(case_id).events] == ["referred", "intake"]
 
 
-def test_an_unknown_case_is_not_found(make_coordinator: object) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_missing_case_with_an_audit_stream_is_not_found(make_coordinator: object,
+                                                          backend: str,
+                                                          clock: FakeClock) -> None:
+    """Audit streams outlive cases: a head without its case must not make the bundle
+    return rows."""
+    from coordinator.audit.events import AuditEvent
     from coordinator.errors import CaseNotFound
 
-    c: Coordinator = make_coordinator("sqlite")     # type: ignore[operator]
+    c: Coordinator = make_coordinator(backend)      # type: ignore[operator]
+    missing = uuid.uuid4()
+    with c.uow() as uow:
+        uow.audit.append(AuditEvent("case_viewed", clock.now(), "gp-1", "fastlege",
+                                    case_id=missing))
+        uow.commit()
+    with c.uow() as uow:
+        assert uow.audit.heads(f"case:{missing}")          # the stream has a head
     with pytest.raises(CaseNotFound):
-        c.fire(FireTrigger(uuid.uuid4(), "begin_intake", Actor("gp-1", "fastlege")))
+        c.fire(FireTrigger(missing, "begin_intake", Actor("gp-1", "fastlege")))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
