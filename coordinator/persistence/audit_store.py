@@ -28,6 +28,7 @@ from coordinator.audit.merkle import Head
 from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.errors import ConcurrentUpdate
 from coordinator.persistence import audit_scan
+from coordinator.persistence.prepared import insert_into, prepared
 from coordinator.persistence.tables import (
     audit_checkpoint_heads,
     audit_checkpoints,
@@ -134,7 +135,8 @@ def _pg_flush_as_read(shape: Shape) -> Insert:
 @functools.cache
 def _sqlite_move_heads() -> Insert:
     """The heads' upsert on SQLite, built once (``excluded`` builds a table alias)."""
-    lite = sqlite_insert(audit_heads)
+    lite = sqlite_insert(audit_heads).values(
+        {c: bindparam(c, type_=_H[c].type) for c in ("stream", "seq", "hash")})
     return lite.on_conflict_do_update(
         index_elements=[audit_heads.c.stream],
         set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash})
@@ -157,11 +159,11 @@ class SqlAuditLog:
     def ride(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Insert rows of the same unit of work at ``flush``: on PostgreSQL as a CTE of
         the audit events' insert (one round trip for both), elsewhere right now."""
-        if self.session.connection().dialect.name == "postgresql" and self.pending and rows:
+        conn = self.session.connection()
+        if conn.dialect.name == "postgresql" and self.pending and rows:
             self.riders.append((table, rows))
-        elif rows:      # one row: a plain execute, cheaper than executemany
-            self.session.connection().execute(insert(table), rows[0] if len(rows) == 1
-                                              else rows)
+        elif rows:
+            prepared(insert_into(table, tuple(rows[0])), conn.dialect).execute(conn, rows)
 
     # -- writing ---------------------------------------------------------------------------
     def append(self, event: AuditEvent) -> None:
@@ -208,10 +210,11 @@ class SqlAuditLog:
         # fails and the unit of work reports a ConcurrentUpdate.
         if postgres:
             parts = [(audit_events, rows), (audit_heads, moved), *self.riders]
-            conn.execute(_pg_flush(_shape(parts)), _params(parts))
+            prepared(_pg_flush(_shape(parts)), conn.dialect).execute(conn, [_params(parts)])
         else:
-            conn.execute(_sqlite_move_heads(), moved)
-            conn.execute(insert(audit_events), rows)
+            prepared(_sqlite_move_heads(), conn.dialect).execute(conn, moved)
+            prepared(insert_into(audit_events, _EVENT_COLUMNS), conn.dialect).execute(conn,
+                                                                                      rows)
             self.heads_read.update((m["stream"], (m["seq"], m["hash"])) for m in moved)
         self.pending.clear()
         self.riders.clear()
@@ -230,7 +233,7 @@ class SqlAuditLog:
         params = _params(parts)
         params.update(h_stream=stream, h_old=head[0], h_seq=rows[-1]["seq"],
                       h_hash=rows[-1]["hash"])
-        inserted = conn.execute(_pg_flush_as_read(_shape(parts)), params).all()
+        inserted = prepared(_pg_flush_as_read(_shape(parts)), conn.dialect).rows(conn, params)
         self.riders.clear()
         return len(inserted) == len(rows)
 

@@ -50,6 +50,7 @@ from coordinator.intake.model import (
 from coordinator.persistence.audit_store import SqlAuditLog
 from coordinator.persistence.documents import SqlDataKeyRepository, SqlDocumentRepository
 from coordinator.persistence.mapping import start_mappers
+from coordinator.persistence.prepared import prepared
 from coordinator.persistence.reminders import SqlMeetingRepository, SqlOutboxRepository
 from coordinator.persistence.tables import (
     audit_heads,
@@ -91,21 +92,22 @@ class SqlCaseRepository:
         if case_id in self.seen:
             return self.seen[case_id]
         stream = stream_of(case_id)
-        rows = self.session.connection().execute(_case_bundle(),
-                                                 {"id": case_id, "stream": stream}).all()
+        conn = self.session.connection()
+        bundle = prepared(_case_bundle(), conn.dialect)
+        rows = [dict(zip(bundle.keys, row, strict=True))
+                for row in bundle.rows(conn, {"id": case_id, "stream": stream})]
         if not rows:
             raise CaseNotFound(case_id)
         listed = self.session.identity_map.get(identity_key(Case, case_id))
         if isinstance(listed, Case):        # already loaded by ``list`` in this session
             case = listed
         else:
-            first = rows[0]._mapping
+            first = rows[0]
             case = Case(**{k: first[k] for k in _CASE_COLUMNS})
             make_transient_to_detached(case)
             self.session.add(case)
         members, records, head = [], [], None
-        for row in rows:
-            r = row._mapping
+        for r in rows:
             if r["part"] == "member":
                 members.append(Member(case.id, r["actor_id"], r["role"], r["added_at"],
                                       r["added_by"]))
@@ -160,9 +162,14 @@ def _case_bundle() -> Any:
     owner = bindparam("id", type_=cases.c.id.type)
 
     def nulls(columns: Sequence[Any], prefix: str = "") -> list[Any]:
-        # typed: PostgreSQL resolves a UNION's column types arm by arm, and two untyped
-        # NULLs become text
+        # typed in the first arm only: PostgreSQL resolves a UNION's column types arm by
+        # arm from the left (two untyped NULLs would become text), and SQLAlchemy takes
+        # the result types from the first arm; untyped in the others, to keep the
+        # statement short (psycopg caches the conversion of statements ≤ 4 KiB only)
         return [cast(null(), col.type).label(prefix + col.name) for col in columns]
+
+    def bare(columns: Sequence[Any], prefix: str = "") -> list[Any]:
+        return [null().label(prefix + col.name) for col in columns]
 
     member_cols = (m.actor_id, m.role, m.added_at, m.added_by)
     consent_cols = [c[k] for k in _CONSENT_COLUMNS]
@@ -171,10 +178,10 @@ def _case_bundle() -> Any:
         select(literal("member").label("part"), m.case_id.label("owner"), *member_cols,
                *nulls(consent_cols, "c_"), *nulls(head_cols, "h_"))
         .where(m.case_id == owner),
-        select(literal("consent"), c.case_id, *nulls(member_cols),
-               *[col.label(f"c_{col.name}") for col in consent_cols], *nulls(head_cols, "h_"))
+        select(literal("consent"), c.case_id, *bare(member_cols),
+               *[col.label(f"c_{col.name}") for col in consent_cols], *bare(head_cols, "h_"))
         .where(c.case_id == owner),
-        select(literal("head"), owner, *nulls(member_cols), *nulls(consent_cols, "c_"),
+        select(literal("head"), owner, *bare(member_cols), *bare(consent_cols, "c_"),
                h.seq, h.hash).where(h.stream == bindparam("stream")),
     ).subquery("parts")     # the join's condition into a UNION ALL (a scan per lookup)
     return (select(cases, parts).outerjoin(parts, parts.c.owner == cases.c.id)
