@@ -49,6 +49,8 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # on the driver: a statement of every transaction, without SQLAlchemy's execution
+        # context (a twentieth of a transition); execution listeners do not see it
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
     return engine

@@ -96,6 +96,8 @@ class SqlMeetingRepository:
         return sorted(found.values(), key=lambda m: (m.starts_at, str(m.id)))
 
     def flush(self) -> None:
+        if not self.pending:
+            return
         conn = self.session.connection()
         for m in self.pending.values():
             if m.id in self.stored:
@@ -176,6 +178,8 @@ class SqlOutboxRepository:
             conn.execute(insert(outbox), new)
 
     def flush(self) -> None:
+        if not self.ops:
+            return
         conn = self.session.connection()
         for op in self.ops:
             op(conn)

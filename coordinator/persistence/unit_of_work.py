@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     inspect,
     literal,
+    literal_column,
     null,
     select,
     union_all,
@@ -81,8 +82,8 @@ class SqlCaseRepository:
     def get(self, case_id: UUID) -> Case:
         """The case with its team, its consent records and its audit stream's head, in one
         statement (every use case checks the team next, most the consents, and nearly all
-        append to the case's audit stream): the members', consents' and head's rows are a
-        UNION ALL outer-joined to the case's row. The head is read without a lock: on
+        append to the case's audit stream), a UNION ALL of their rows (``_case_bundle``).
+        The head is read without a lock: on
         SQLite it is the head (``BEGIN IMMEDIATE`` serializes writers), on PostgreSQL the
         audit flush expects it and checks that in its insert (``SqlAuditLog.read``).
 
@@ -96,21 +97,21 @@ class SqlCaseRepository:
         bundle = prepared(_case_bundle(), conn.dialect)
         rows = [dict(zip(bundle.keys, row, strict=True))
                 for row in bundle.rows(conn, {"id": case_id, "stream": stream})]
-        if not rows:
+        found = next((r for r in rows if r["part"] == "case"), None)
+        if found is None:           # audit streams outlive cases: a head alone is no case
             raise CaseNotFound(case_id)
         listed = self.session.identity_map.get(identity_key(Case, case_id))
         if isinstance(listed, Case):        # already loaded by ``list`` in this session
             case = listed
         else:
-            first = rows[0]
-            case = Case(**{k: first[k] for k in _CASE_COLUMNS})
+            case = Case(**{k: found[k] for k in _CASE_COLUMNS})
             make_transient_to_detached(case)
             self.session.add(case)
         members, records, head = [], [], None
         for r in rows:
             if r["part"] == "member":
-                members.append(Member(case.id, r["actor_id"], r["role"], r["added_at"],
-                                      r["added_by"]))
+                members.append(Member(case.id, r["m_actor_id"], r["m_role"], r["m_added_at"],
+                                      r["m_added_by"]))
             elif r["part"] == "consent":
                 records.append(_consent({**{k: r[f"c_{k}"] for k in _CONSENT_COLUMNS},
                                          "case_id": case.id}))
@@ -156,36 +157,39 @@ _CASE_COLUMNS = tuple(c.name for c in cases.c)
 
 @functools.cache
 def _case_bundle() -> Any:
-    """The case's row outer-joined to its members, consent records and audit head, one
-    row each (``part`` says which); built once."""
+    """The case's row, its members', its consent records' and its audit head's, as one
+    UNION ALL: ``part`` says which row is which, and each row carries only its part's
+    columns (the others NULL), so nothing is decoded twice. Built once."""
     m, c, h = case_members.c, consents.c, audit_heads.c
     owner = bindparam("id", type_=cases.c.id.type)
+    groups = {"case": [cases.c[k] for k in _CASE_COLUMNS],
+              "member": [m.actor_id, m.role, m.added_at, m.added_by],
+              "consent": [c[k] for k in _CONSENT_COLUMNS],
+              "head": [h.seq, h.hash]}
 
-    def nulls(columns: Sequence[Any], prefix: str = "") -> list[Any]:
-        # typed in the first arm only: PostgreSQL resolves a UNION's column types arm by
-        # arm from the left (two untyped NULLs would become text), and SQLAlchemy takes
-        # the result types from the first arm; untyped in the others, to keep the
-        # statement short (psycopg caches the conversion of statements ≤ 4 KiB only)
-        return [cast(null(), col.type).label(prefix + col.name) for col in columns]
+    def arm(part: str) -> Any:
+        # The first arm's NULLs are typed: PostgreSQL resolves a UNION's column types arm
+        # by arm from the left (two untyped NULLs would become text), and SQLAlchemy
+        # takes the result types from the first arm. The other arms' NULLs are bare, to
+        # keep the statement short (psycopg caches its conversion only up to 4 KiB).
+        first = part == "case"
+        columns: list[Any] = [literal(part).label("part")]
+        for group, cols in groups.items():
+            for col in cols:
+                name = _BUNDLE_PREFIX[group] + col.name
+                columns.append(col.label(name) if group == part else
+                               cast(null(), col.type).label(name) if first else
+                               literal_column("NULL"))
+        return select(*columns)
 
-    def bare(columns: Sequence[Any], prefix: str = "") -> list[Any]:
-        return [null().label(prefix + col.name) for col in columns]
+    return union_all(           # each arm found by its own index
+        arm("case").where(cases.c.id == owner),
+        arm("member").where(m.case_id == owner),
+        arm("consent").where(c.case_id == owner),
+        arm("head").where(h.stream == bindparam("stream")))
 
-    member_cols = (m.actor_id, m.role, m.added_at, m.added_by)
-    consent_cols = [c[k] for k in _CONSENT_COLUMNS]
-    head_cols = (h.seq, h.hash)
-    parts = union_all(      # each part filtered by the id itself: SQLite does not push
-        select(literal("member").label("part"), m.case_id.label("owner"), *member_cols,
-               *nulls(consent_cols, "c_"), *nulls(head_cols, "h_"))
-        .where(m.case_id == owner),
-        select(literal("consent"), c.case_id, *bare(member_cols),
-               *[col.label(f"c_{col.name}") for col in consent_cols], *bare(head_cols, "h_"))
-        .where(c.case_id == owner),
-        select(literal("head"), owner, *bare(member_cols), *bare(consent_cols, "c_"),
-               h.seq, h.hash).where(h.stream == bindparam("stream")),
-    ).subquery("parts")     # the join's condition into a UNION ALL (a scan per lookup)
-    return (select(cases, parts).outerjoin(parts, parts.c.owner == cases.c.id)
-            .where(cases.c.id == owner))
+
+_BUNDLE_PREFIX = {"case": "", "member": "m_", "consent": "c_", "head": "h_"}
 
 
 class SqlEventRepository:
@@ -302,6 +306,8 @@ class SqlIdempotencyRepository:
         self.pending.append((source, key, None, None, None))
 
     def flush(self) -> None:
+        if not self.pending:
+            return
         t = idempotency_keys.c
         conn = self.session.connection()
         for source, key, case_id, response, at in self.pending:

@@ -130,11 +130,12 @@ def test_the_case_bundle_reads_what_core_reads(make_coordinator: Any, backend: s
         bundle = prepared(_case_bundle(), conn.dialect)
         fast = [dict(zip(bundle.keys, r, strict=True)) for r in bundle.rows(conn, params)]
         again = [dict(zip(bundle.keys, r, strict=True)) for r in bundle.rows(conn, params)]
-    assert {r["part"] for r in core} == {"member", "consent", "head"}
+    assert sorted(r["part"] for r in core) == ["case", "consent", "head", "member", "member"]
     key = lambda r: str(r["part"])     # noqa: E731
     assert sorted(fast, key=key) == sorted(core, key=key) == sorted(again, key=key)
-    assert all(isinstance(r["referred_at"], datetime) and r["referred_at"].tzinfo
-               for r in fast)
+    (case,) = (r for r in fast if r["part"] == "case")
+    assert isinstance(case["referred_at"], datetime) and case["referred_at"].tzinfo
+    assert case["profile_data"] and isinstance(case["profile_data"], dict)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
