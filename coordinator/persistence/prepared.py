@@ -117,9 +117,11 @@ class Prepared:
             # psycopg builds the description anew on each access: read it once
             return cursor.fetchall(), (cursor.description if self._results is None else None)
         except self.dialect.loaded_dbapi.Error as exc:
-            if self.dialect.is_disconnect(exc, proxied.dbapi_connection, cursor):
+            lost = self.dialect.is_disconnect(exc, proxied.dbapi_connection, cursor)
+            if lost:
                 conn.invalidate(exc)
             raise DBAPIError.instance(self.sql, args, exc, self.dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost,
                                       dialect=self.dialect) from exc
         finally:
             cursor.close()

@@ -163,3 +163,37 @@ def test_statements_rendered_at_execution_are_refused(sqlite_engine: Engine) -> 
     q = select(case_events.c.id).where(case_events.c.seq.in_(bindparam("s", expanding=True)))
     with pytest.raises(ValueError, match="plain named parameters"):
         Prepared(q, sqlite_engine.dialect)
+
+
+@pytest.mark.postgres
+def test_a_dropped_connection_is_invalidated_and_the_next_request_works(
+        pg_database_url: str, clock: Any) -> None:
+    """A prepared statement on a connection the server has dropped raises SQLAlchemy's
+    error marked ``connection_invalidated`` and invalidates the connection, as
+    ``Connection.execute`` would; the pool then hands out a working one."""
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from coordinator.bootstrap import build
+    from coordinator.persistence.database import make_engine
+    from coordinator.testing import InMemoryKeyProvider
+
+    engine = make_engine(pg_database_url, pool_size=1)
+    dsn = pg_database_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        c = build(engine=engine, clock=clock, keys=InMemoryKeyProvider())
+        case_id = c.open_case(OpenCase("ringsaker", "fastlege", PERSON, GP)).id
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.rollback()
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            bundle = prepared(_case_bundle(), conn.dialect)
+            with pytest.raises(DBAPIError) as failed:
+                bundle.rows(conn, {"id": case_id, "stream": stream_of(case_id)})
+            assert failed.value.connection_invalidated
+            assert conn.invalidated
+        assert c.summary(case_id).id == case_id
+    finally:
+        engine.dispose()
