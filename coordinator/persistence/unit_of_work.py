@@ -1,9 +1,10 @@
 """SQLAlchemy repositories and unit of work.
 
-Cases are written by the ORM (version-checked UPDATE via ``version_id_col``) and loaded by id with
-one Core statement, then attached to the session as loaded instances; their events and
-consent records are read and written with Core statements on the session's connection (the
-same transaction, without the ORM's per-statement overhead).
+Cases are written by the ORM (version-checked UPDATE via ``version_id_col``) and loaded by
+id with one Core statement, then attached to the session as loaded instances; their events
+and consent records are read and written with Core statements on the session's connection
+(the same transaction, without the ORM's per-statement overhead). The statements every
+transition sends run below ``Connection.execute`` (``persistence.prepared``).
 """
 
 from __future__ import annotations
@@ -82,10 +83,11 @@ class SqlCaseRepository:
     def get(self, case_id: UUID) -> Case:
         """The case with its team, its consent records and its audit stream's head, in one
         statement (every use case checks the team next, most the consents, and nearly all
-        append to the case's audit stream), a UNION ALL of their rows (``_case_bundle``).
-        The head is read without a lock: on
-        SQLite it is the head (``BEGIN IMMEDIATE`` serializes writers), on PostgreSQL the
-        audit flush expects it and checks that in its insert (``SqlAuditLog.read``).
+        append to the case's audit stream), a UNION ALL of their rows (``_case_bundle``,
+        run below ``Connection.execute``: ``persistence.prepared``). The head is read
+        without a lock: on SQLite it is the head (``BEGIN IMMEDIATE`` serializes
+        writers), on PostgreSQL the audit flush expects it and checks that in its insert
+        (``SqlAuditLog.read``).
 
         The case is built from the row and attached to the session as a loaded instance
         (``make_transient_to_detached``): its flush is the same version-checked UPDATE
