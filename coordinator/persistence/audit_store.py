@@ -28,7 +28,7 @@ from coordinator.audit.merkle import Head
 from coordinator.audit.verify import Anchors, Scan, Tick, scan
 from coordinator.errors import ConcurrentUpdate
 from coordinator.persistence import audit_scan
-from coordinator.persistence.prepared import insert_into, prepared
+from coordinator.persistence.prepared import insert_into, named_values, prepared
 from coordinator.persistence.tables import (
     audit_checkpoint_heads,
     audit_checkpoints,
@@ -136,7 +136,7 @@ def _pg_flush_as_read(shape: Shape) -> Insert:
 def _sqlite_move_heads() -> Insert:
     """The heads' upsert on SQLite, built once (``excluded`` builds a table alias)."""
     lite = sqlite_insert(audit_heads).values(
-        {c: bindparam(c, type_=_H[c].type) for c in ("stream", "seq", "hash")})
+        named_values(audit_heads, ("stream", "seq", "hash")))
     return lite.on_conflict_do_update(
         index_elements=[audit_heads.c.stream],
         set_={"seq": lite.excluded.seq, "hash": lite.excluded.hash})

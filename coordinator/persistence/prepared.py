@@ -127,10 +127,16 @@ class Prepared:
             cursor.close()
 
 
+def named_values(table: Table, columns: Sequence[str]) -> dict[str, Any]:
+    """VALUES for ``columns`` of ``table``: parameters named as the columns, typed as
+    them (a prepared statement's parameters are fixed when it is compiled)."""
+    return {c: bindparam(c, type_=table.c[c].type) for c in columns}
+
+
 @functools.lru_cache(maxsize=128)
 def insert_into(table: Table, columns: tuple[str, ...]) -> Insert:
     """An insert of ``columns`` into ``table``, with parameters named as the columns."""
-    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+    return insert(table).values(named_values(table, columns))
 
 
 @functools.lru_cache(maxsize=512)

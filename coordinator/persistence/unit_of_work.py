@@ -164,10 +164,10 @@ def _case_bundle() -> Any:
     columns (the others NULL), so nothing is decoded twice. Built once."""
     m, c, h = case_members.c, consents.c, audit_heads.c
     owner = bindparam("id", type_=cases.c.id.type)
-    groups = {"case": [cases.c[k] for k in _CASE_COLUMNS],
-              "member": [m.actor_id, m.role, m.added_at, m.added_by],
-              "consent": [c[k] for k in _CONSENT_COLUMNS],
-              "head": [h.seq, h.hash]}
+    groups = {"case": ("", [cases.c[k] for k in _CASE_COLUMNS]),      # (prefix, columns)
+              "member": ("m_", [m.actor_id, m.role, m.added_at, m.added_by]),
+              "consent": ("c_", [c[k] for k in _CONSENT_COLUMNS]),
+              "head": ("h_", [h.seq, h.hash])}
 
     def arm(part: str) -> Any:
         # The first arm's NULLs are typed: PostgreSQL resolves a UNION's column types arm
@@ -176,9 +176,9 @@ def _case_bundle() -> Any:
         # keep the statement short (psycopg caches its conversion only up to 4 KiB).
         first = part == "case"
         columns: list[Any] = [literal(part).label("part")]
-        for group, cols in groups.items():
+        for group, (prefix, cols) in groups.items():
             for col in cols:
-                name = _BUNDLE_PREFIX[group] + col.name
+                name = prefix + col.name
                 columns.append(col.label(name) if group == part else
                                cast(null(), col.type).label(name) if first else
                                literal_column("NULL"))
@@ -190,8 +190,6 @@ def _case_bundle() -> Any:
         arm("consent").where(c.case_id == owner),
         arm("head").where(h.stream == bindparam("stream")))
 
-
-_BUNDLE_PREFIX = {"case": "", "member": "m_", "consent": "c_", "head": "h_"}
 
 
 class SqlEventRepository:

@@ -25,15 +25,10 @@ from coordinator.persistence.tables import audit_events, audit_heads, case_event
 from coordinator.persistence.unit_of_work import _case_bundle
 from coordinator.service import Coordinator
 from tests.integration.test_repository_contract import GP, PERSON
+from tests.integration.test_transition_path import _engine
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 AT = datetime(2027, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
-
-
-def _engine(c: Coordinator) -> Engine:
-    with c.uow() as uow:
-        engine: Engine = uow.engine     # type: ignore[attr-defined]
-    return engine
 
 
 def _raw(conn: Connection, table: Table, **where: Any) -> dict[str, Any]:
